@@ -1,0 +1,156 @@
+import { constants as osConstants } from "node:os";
+import koffi from "koffi";
+import { KilnError } from "../solver/llb/index.js";
+
+/**
+ * The system calls Node lacks, through koffi: mount/umount, the new mount API (fsopen, fsconfig,
+ * fsmount, move_mount: its `lowerdir+` lifts the page-size limit on overlay option strings),
+ * mknod for overlay whiteouts, and extended attributes. The only file that touches koffi.
+ */
+
+export class SyscallError extends KilnError {
+  readonly syscall: string;
+  readonly errno: number;
+  readonly errnoCode: string;
+  constructor(syscall: string, errno: number, detail: string) {
+    const errnoCode = errnoName(errno);
+    super("KILN_SYSCALL_FAILED", `${syscall} failed for ${detail}: ${errnoCode} (errno ${errno})`);
+    this.syscall = syscall;
+    this.errno = errno;
+    this.errnoCode = errnoCode;
+  }
+}
+
+function errnoName(errno: number): string {
+  for (const [name, value] of Object.entries(osConstants.errno)) if (value === errno) return name;
+  return `E${errno}`;
+}
+
+const libc = koffi.load("libc.so.6");
+const c = {
+  mount: libc.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)"),
+  umount2: libc.func("int umount2(const char *target, int flags)"),
+  mknod: libc.func("int mknod(const char *path, uint32_t mode, uint64_t dev)"),
+  lsetxattr: libc.func("int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)"),
+  lgetxattr: libc.func("intptr_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)"),
+  llistxattr: libc.func("intptr_t llistxattr(const char *path, _Out_ uint8_t *list, size_t size)"),
+  fsopen: libc.func("int fsopen(const char *fsname, unsigned int flags)"),
+  fsconfig: libc.func("int fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)"),
+  fsmount: libc.func("int fsmount(int fd, unsigned int flags, unsigned int attrFlags)"),
+  moveMount: libc.func("int move_mount(int fromDirfd, const char *fromPath, int toDirfd, const char *toPath, unsigned int flags)"),
+  close: libc.func("int close(int fd)"),
+};
+
+export const MountFlags = {
+  RDONLY: 0x1,
+  NOSUID: 0x2,
+  NODEV: 0x4,
+  NOEXEC: 0x8,
+  REMOUNT: 0x20,
+  BIND: 0x1000,
+  REC: 0x4000,
+  PRIVATE: 0x40000,
+} as const;
+
+const MNT_DETACH = 2;
+const FSCONFIG_SET_FLAG = 0;
+const FSCONFIG_SET_STRING = 1;
+const FSCONFIG_CMD_CREATE = 6;
+const FSMOUNT_CLOEXEC = 1;
+const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+const AT_FDCWD = -100;
+const S_IFCHR = 0o020000;
+const ENODATA = 61;
+
+function check(result: number | bigint, syscall: string, detail: string): number {
+  const value = Number(result);
+  if (value < 0) throw new SyscallError(syscall, koffi.errno(), detail);
+  return value;
+}
+
+/** mount(2). `data` is the filesystem's option string. */
+export function mount(source: string, target: string, fstype: string | null, flags: number, data: string | null = null): void {
+  check(c.mount(source, target, fstype, flags, data), "mount", `"${target}" (${fstype ?? "bind"} from "${source}")`);
+}
+
+/** umount2(2); `detach` is MNT_DETACH (lazy). */
+export function unmount(target: string, options: { detach?: boolean } = {}): void {
+  check(c.umount2(target, options.detach === true ? MNT_DETACH : 0), "umount2", `"${target}"`);
+}
+
+export interface OverlayOptions {
+  /** Lower directories, topmost first (overlayfs order). */
+  readonly lowerdirs: readonly string[];
+  /** Upper and work directory; both absent for a read-only overlay (which needs two lowers or more). */
+  readonly upperdir?: string;
+  readonly workdir?: string;
+  /** Store overlay metadata in user.* xattrs: required inside a user namespace. */
+  readonly userxattr?: boolean;
+  readonly readonly?: boolean;
+}
+
+/**
+ * Mounts an overlay at `target`. Uses the classic option string while it fits in a page, and the
+ * new mount API with one `lowerdir+` per layer beyond that (kernel 6.8+), so layer chains of
+ * hundreds of snapshots mount.
+ */
+export function mountOverlay(target: string, options: OverlayOptions): void {
+  const extra = [
+    ...(options.upperdir === undefined ? [] : [`upperdir=${options.upperdir}`, `workdir=${options.workdir ?? ""}`]),
+    ...(options.userxattr === true ? ["userxattr"] : []),
+  ];
+  const classic = [`lowerdir=${options.lowerdirs.join(":")}`, ...extra].join(",");
+  const flags = options.readonly === true ? MountFlags.RDONLY : 0;
+  if (classic.length < 4000 && !options.lowerdirs.some((d) => d.includes(":") || d.includes(","))) {
+    mount("overlay", target, "overlay", flags, classic);
+    return;
+  }
+  const detail = `"${target}" (overlay of ${options.lowerdirs.length} lowers)`;
+  const fd = check(c.fsopen("overlay", 1 /* FSOPEN_CLOEXEC */), "fsopen", detail);
+  try {
+    for (const dir of options.lowerdirs) check(c.fsconfig(fd, FSCONFIG_SET_STRING, "lowerdir+", dir, 0), "fsconfig", `${detail}: lowerdir+ "${dir}"`);
+    if (options.upperdir !== undefined) {
+      check(c.fsconfig(fd, FSCONFIG_SET_STRING, "upperdir", options.upperdir, 0), "fsconfig", detail);
+      check(c.fsconfig(fd, FSCONFIG_SET_STRING, "workdir", options.workdir ?? "", 0), "fsconfig", detail);
+    }
+    if (options.userxattr === true) check(c.fsconfig(fd, FSCONFIG_SET_FLAG, "userxattr", null, 0), "fsconfig", detail);
+    check(c.fsconfig(fd, FSCONFIG_CMD_CREATE, null, null, 0), "fsconfig", `${detail}: create`);
+    const mfd = check(c.fsmount(fd, FSMOUNT_CLOEXEC, options.readonly === true ? 1 /* MOUNT_ATTR_RDONLY */ : 0), "fsmount", detail);
+    try {
+      check(c.moveMount(mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH), "move_mount", detail);
+    } finally {
+      c.close(mfd);
+    }
+  } finally {
+    c.close(fd);
+  }
+}
+
+/** Makes an overlay whiteout: a character device 0:0 at `path`. */
+export function mknodWhiteout(path: string): void {
+  check(c.mknod(path, S_IFCHR, 0n), "mknod", `whiteout "${path}"`);
+}
+
+/** Sets an extended attribute on `path` itself (not following a symlink). */
+export function setXattr(path: string, name: string, value: Uint8Array): void {
+  check(c.lsetxattr(path, name, value, value.byteLength, 0), "lsetxattr", `"${path}" (${name})`);
+}
+
+/** An extended attribute of `path` itself, or undefined when it has none of that name. */
+export function getXattr(path: string, name: string): Buffer | undefined {
+  const buffer = Buffer.alloc(65536);
+  const size = Number(c.lgetxattr(path, name, buffer, buffer.byteLength));
+  if (size < 0) {
+    const errno = koffi.errno();
+    if (errno === ENODATA) return undefined;
+    throw new SyscallError("lgetxattr", errno, `"${path}" (${name})`);
+  }
+  return buffer.subarray(0, size);
+}
+
+/** The names of `path`'s extended attributes (not following a symlink). */
+export function listXattrs(path: string): string[] {
+  const buffer = Buffer.alloc(65536);
+  const size = check(c.llistxattr(path, buffer, buffer.byteLength), "llistxattr", `"${path}"`);
+  return buffer.subarray(0, size).toString("latin1").split("\0").filter((n) => n !== "");
+}
