@@ -20,6 +20,17 @@ export function opDigest(op: Op): Digest {
   return sha256(canonicalJson(op));
 }
 
+/**
+ * What an op computes apart from which ops feed it: the digest of the op with each input reduced
+ * to its output index. A runner's cache map starts from this, because inputs enter a cache key
+ * through their own keys or content checksums; the op digest, which names its inputs, would make
+ * a COPY's key change whenever its source stage's definition did, even when the copied files did not.
+ */
+export function opCacheDigest(op: Op): Digest {
+  if (op.kind === "source") return opDigest(op);
+  return sha256(canonicalJson({ ...op, inputs: op.inputs.map((input) => ({ output: input.output })) }));
+}
+
 /** The inputs of any op (source ops have none). */
 export function opInputs(op: Op): readonly OpInput[] {
   return op.kind === "source" ? [] : op.inputs;
