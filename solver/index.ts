@@ -1,0 +1,17 @@
+export { createSolver } from "./scheduler.js";
+export type { SolvedVertex, Solver, SolverOptions, SolveOptions, SolveResult } from "./scheduler.js";
+export { CacheStoreFormatError, openCacheStore } from "./cache-store.js";
+export type { CacheEntry, CacheRecord, CacheStore } from "./cache-store.js";
+export { computeCacheKey, explainCacheKey } from "./cache-key.js";
+export type { CacheKeyDep, CacheKeyDifference, CacheKeyInputs } from "./cache-key.js";
+export { collectUsage, pruneCache, selectForPrune } from "./cache-prune.js";
+export type { CacheUsage, PrunePolicy, PruneResult, UsageOptions } from "./cache-prune.js";
+export { exportCacheManifest, importCacheManifest, selectCacheExport } from "./cache-export.js";
+export type { CacheExportMode, CacheManifest, CacheManifestRecord } from "./cache-export.js";
+export { PlanError, RunnerContractError, VertexError } from "./errors.js";
+export type { FailedVertex } from "./errors.js";
+export { createPlan, describeOp } from "./plan.js";
+export type { Plan, PlannedVertex } from "./plan.js";
+export { reportVertex, vertexProgress } from "./progress.js";
+export type { ProgressEvent, ProgressSink, VertexProgress } from "./progress.js";
+export type { CacheDep, CacheMap, ContentChecksum, OpContext, OpRunner, ResolveOp, ResultRef, SolverVertex } from "./op.js";
