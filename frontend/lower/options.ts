@@ -1,0 +1,43 @@
+import type { Definition, ImageMetadata, ImageSpec, Platform, SourceRange } from "../../solver/llb/index.js";
+import type { SourceFile } from "../source-file.js";
+
+/**
+ * Resolves an image reference for a platform to a pinned reference and its config. The frontend's
+ * only outside call: the cli backs it with the worker's registry client.
+ */
+export type ImageResolver = (
+  ref: string,
+  options: { readonly platform: Platform; readonly signal?: AbortSignal },
+) => Promise<{ readonly ref: string; readonly config: ImageSpec }>;
+
+/** What lowering needs besides the Dockerfile. */
+export interface LowerOptions {
+  /** Stage name or index; default: the last stage. */
+  readonly target?: string;
+  readonly buildArgs?: Readonly<Record<string, string>>;
+  /** The platform the image is built for. */
+  readonly platform: Platform;
+  /** The platform the build runs on. */
+  readonly buildPlatform: Platform;
+  readonly resolveImage: ImageResolver;
+  /** The local source name of the build context; default "context". */
+  readonly contextName?: string;
+  /** The .dockerignore of the context, if it has one. */
+  readonly dockerignore?: SourceFile;
+  readonly signal?: AbortSignal;
+}
+
+/** A build check finding (BuildKit's rule names), with where it applies. */
+export interface BuildWarning {
+  readonly rule: string;
+  readonly message: string;
+  readonly ranges: readonly SourceRange[];
+  readonly url?: string;
+}
+
+/** The lowered build: the op graph whose head is the target stage, and the image metadata. */
+export interface LoweredBuild {
+  readonly definition: Definition;
+  readonly image: ImageMetadata;
+  readonly warnings: readonly BuildWarning[];
+}

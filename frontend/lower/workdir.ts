@@ -1,0 +1,34 @@
+import { file } from "../../solver/llb/index.js";
+import type { WorkdirInstruction } from "../instructions/types.js";
+import type { LowerContext } from "./context.js";
+import { parseChown } from "./copy.js";
+import { resolveWorkdir } from "./paths.js";
+import { envMap, nextStepName, uppercaseKeyword, vertexOptions, withHistory, type StageState } from "./stage-state.js";
+
+/** WORKDIR → config WorkingDir and, unless "/", a mkdir (parents, 0755, owned by USER) as BuildKit does. */
+export function lowerWorkdir(ctx: LowerContext, state: StageState, instruction: WorkdirInstruction): StageState {
+  const env = envMap(state);
+  const path = ctx.shell.expandWord(instruction.path, env).value;
+  if (!path.startsWith("/")) {
+    ctx.warn({
+      rule: "WorkdirRelativePath",
+      message: `Relative workdir "${path}" can have unexpected results if the base image changes`,
+      ranges: [instruction.range],
+      url: "https://docs.docker.com/go/dockerfile/rule/workdir-relative-path/",
+    });
+  }
+  const wd = resolveWorkdir(state.config.WorkingDir ?? "/", path);
+  let next: StageState = { ...state, workdir: wd, config: { ...state.config, WorkingDir: wd } };
+  if (wd === "/") return withHistory(next, `WORKDIR ${wd}`, false);
+  let text: string;
+  try {
+    text = ctx.shell.expandWord(instruction.original, env).value;
+  } catch {
+    text = instruction.original;
+  }
+  const step = nextStepName(next, uppercaseKeyword(text));
+  const owner = state.config.User !== undefined && state.config.User !== "" ? parseChown(state.config.User) : null;
+  const tree = file(state.tree, [{ kind: "mkdir", path: wd, mode: 0o755, makeParents: true, owner }], state.platform, vertexOptions(step.name, instruction.original, { source: ctx.info, range: instruction.range }));
+  next = { ...step.state, tree };
+  return withHistory(next, `WORKDIR ${wd}`, false);
+}
