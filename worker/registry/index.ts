@@ -1,0 +1,14 @@
+export { pullScope, parseAuthenticate, RegistryAuth } from "./auth.js";
+export type { AuthChallenge, RegistryAuthOptions } from "./auth.js";
+export { RegistryClient } from "./client.js";
+export type { FetchedManifest, PullBlobOptions, RegistryClientOptions, ResolvedManifest } from "./client.js";
+export { chainCredentials, dockerConfigCredentials, normalizeRegistryHost, staticCredentials } from "./credentials.js";
+export type { CredentialLookup, Credentials, DockerConfigOptions } from "./credentials.js";
+export { isRetryableRegistryError, isRetryableStatus, RegistryError } from "./errors.js";
+export type { RegistryDiagnostic, RegistryErrorCode } from "./errors.js";
+export { pullBlobs } from "./pull.js";
+export type { PullBlobsOptions } from "./pull.js";
+export { ManifestFormatError, parseManifestDocument, PlatformNotFoundError, selectManifest } from "./resolve.js";
+export type { ManifestDocument } from "./resolve.js";
+export { backoffDelay, DEFAULT_RETRY_POLICY, withRetries } from "./retry.js";
+export type { RetryOptions, RetryPolicy } from "./retry.js";
