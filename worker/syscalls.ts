@@ -27,6 +27,7 @@ function errnoName(errno: number): string {
 }
 
 const libc = koffi.load("libc.so.6");
+koffi.struct("timespec", { tv_sec: "int64_t", tv_nsec: "long" });
 const c = {
   mount: libc.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)"),
   umount2: libc.func("int umount2(const char *target, int flags)"),
@@ -39,6 +40,7 @@ const c = {
   fsmount: libc.func("int fsmount(int fd, unsigned int flags, unsigned int attrFlags)"),
   moveMount: libc.func("int move_mount(int fromDirfd, const char *fromPath, int toDirfd, const char *toPath, unsigned int flags)"),
   close: libc.func("int close(int fd)"),
+  utimensat: libc.func("int utimensat(int dirfd, const char *path, const timespec *times, int flags)"),
 };
 
 export const MountFlags = {
@@ -129,6 +131,39 @@ export function mountOverlay(target: string, options: OverlayOptions): void {
 /** Makes an overlay whiteout: a character device 0:0 at `path`. */
 export function mknodWhiteout(path: string): void {
   check(c.mknod(path, S_IFCHR, 0n), "mknod", `whiteout "${path}"`);
+}
+
+/** The kinds of special file `mknod` makes. */
+export type SpecialFileKind = "char" | "block" | "fifo";
+
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+
+/**
+ * mknod(2): a character or block device (`major`:`minor`) or a fifo at `path`, with permission
+ * bits `mode` (subject to the umask, so callers chmod afterwards when exact bits matter).
+ */
+export function mknod(path: string, kind: SpecialFileKind, mode: number, major = 0, minor = 0): void {
+  const type = kind === "char" ? S_IFCHR : kind === "block" ? S_IFBLK : S_IFIFO;
+  check(c.mknod(path, type | (mode & 0o7777), makedev(major, minor)), "mknod", `${kind} "${path}" (${major}:${minor})`);
+}
+
+/** glibc's makedev(): the 64-bit dev_t of a major and minor number. */
+function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major >>> 0);
+  const mi = BigInt(minor >>> 0);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
+}
+
+const AT_SYMLINK_NOFOLLOW = 0x100;
+
+/**
+ * Sets the access and modification times of `path` itself (not following a symlink) to the
+ * nanosecond, which Node's `lutimes` cannot (it takes seconds as a double).
+ */
+export function lutimesNs(path: string, atimeNs: bigint, mtimeNs: bigint): void {
+  const times = [atimeNs, mtimeNs].map((ns) => ({ tv_sec: ns / 1_000_000_000n, tv_nsec: Number(ns % 1_000_000_000n) }));
+  check(c.utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW), "utimensat", `"${path}"`);
 }
 
 /** Sets an extended attribute on `path` itself (not following a symlink). */

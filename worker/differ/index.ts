@@ -1,0 +1,3 @@
+export { diffSnapshot, DiffError } from "./diff.js";
+export type { DiffOptions } from "./diff.js";
+export { layerSources } from "./layer-sources.js";

@@ -1,0 +1,42 @@
+import { lstat, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { getXattr } from "../syscalls.js";
+import { type Change, joinRel } from "./changes.js";
+import { compareBytes } from "./tar-entry.js";
+
+const OPAQUE_XATTRS = ["trusted.overlay.opaque", "user.overlay.opaque"] as const;
+
+/**
+ * The changes recorded in an overlay upperdir, read from the upperdir alone (never the merged
+ * tree): a 0:0 character device is a deletion, a directory with an overlay opaque xattr (trusted
+ * or user namespace) replaced the lower one, everything else is an entry. Siblings come in byte
+ * order, each directory before its contents.
+ */
+export async function* upperChanges(upper: string, rel = ""): AsyncGenerator<Change> {
+  const dir = rel === "" ? upper : join(upper, rel);
+  for (const name of (await readdir(dir)).sort(compareBytes)) {
+    const path = joinRel(rel, name);
+    const abs = join(upper, path);
+    const stats = await lstat(abs, { bigint: true });
+    if (stats.isCharacterDevice() && stats.rdev === 0n) {
+      yield { kind: "whiteout", rel: path, mtime: 0 };
+      continue;
+    }
+    yield { kind: "entry", rel: path, abs, stats };
+    if (stats.isDirectory()) {
+      if (isOpaque(abs)) yield { kind: "opaque", rel: path, mtime: 0 };
+      yield* upperChanges(upper, path);
+    }
+  }
+}
+
+function isOpaque(abs: string): boolean {
+  return OPAQUE_XATTRS.some((name) => {
+    try {
+      return getXattr(abs, name)?.toString("latin1") === "y";
+    } catch {
+      // trusted.* is unreadable in a user namespace: then it is not what marks opacity there.
+      return false;
+    }
+  });
+}

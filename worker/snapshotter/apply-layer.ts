@@ -1,0 +1,279 @@
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import tarStream from "tar-stream";
+import type { Digest } from "../../solver/llb/index.js";
+import { mknod, mknodWhiteout, setXattr } from "../syscalls.js";
+import { LayerError } from "./errors.js";
+import { entryComponents, RootResolver, UnsafePathError } from "./root-path.js";
+
+export interface ApplyLayerOptions {
+  /** Names the layer in errors (a blob digest, usually). */
+  readonly layerName: string;
+  /**
+   * "overlay": `dir` is an overlay upperdir; `.wh.NAME` becomes a 0:0 character device and
+   * `.wh..wh..opq` an opaque xattr. "native": `dir` is the full tree; whiteouts delete.
+   */
+  readonly whiteouts: "overlay" | "native";
+  /** Mark opaque directories with `user.overlay.opaque` instead of `trusted.overlay.opaque`. */
+  readonly userxattr?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export interface AppliedLayer {
+  /** sha256 of the uncompressed tar bytes, as read. */
+  readonly diffId: Digest;
+  /** Bytes of the uncompressed tar. */
+  readonly size: number;
+}
+
+const WHITEOUT_PREFIX = ".wh.";
+const OPAQUE_MARKER = ".wh..wh..opq";
+/** Bodies up to this size are gathered and written with one call; larger ones are streamed. */
+const SMALL_FILE = 1 << 20;
+
+/**
+ * Applies an uncompressed layer tar to `dir`: regular files, directories, symlinks, hardlinks,
+ * devices and fifos with their owners, modes, mtimes and xattrs (PAX `SCHILY.xattr.*`), and the
+ * whiteouts described in `options.whiteouts`. An entry that would touch anything outside `dir`
+ * (see RootResolver) is refused with a LayerError naming the layer and the entry; what was
+ * applied before it stays, so the caller discards the snapshot. Directory mtimes are set last,
+ * after their contents stop changing them.
+ *
+ * Known limit: tar-stream decodes PAX values as UTF-8, so a binary xattr value that is not valid
+ * UTF-8 (security.capability) is not preserved exactly.
+ */
+export async function applyLayer(tar: Readable, dir: string, options: ApplyLayerOptions): Promise<AppliedLayer> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const hasher = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      size += chunk.byteLength;
+      callback(null, chunk);
+    },
+  });
+  const extract = tarStream.extract();
+  const writer = new LayerWriter(dir, options);
+  const entries = (async () => {
+    for await (const entry of extract) {
+      options.signal?.throwIfAborted();
+      await writer.write(entry.header, entry);
+    }
+  })();
+  const [read, written] = await Promise.allSettled([
+    pipeline(tar, hasher, extract, ...(options.signal === undefined ? [] : [{ signal: options.signal }])),
+    entries,
+  ]);
+  if (written.status === "rejected") {
+    tar.destroy();
+    throw written.reason;
+  }
+  if (read.status === "rejected") throw read.reason;
+  await writer.finish();
+  return { diffId: `sha256:${hash.digest("hex")}` as Digest, size };
+}
+
+type EntryHeader = tarStream.Header;
+/** An entry's body: tar-stream's (streamx) readable, consumed as an async iterable. */
+type EntryBody = AsyncIterable<unknown>;
+
+/** One layer being written; holds what later entries need (written paths, directory times). */
+class LayerWriter {
+  private readonly resolver: RootResolver;
+  /** Root-relative paths this layer created: a native opaque marker keeps them. */
+  private readonly written = new Set<string>();
+  private readonly dirTimes: { abs: string; mtime: Date }[] = [];
+
+  constructor(
+    private readonly dir: string,
+    private readonly options: ApplyLayerOptions,
+  ) {
+    this.resolver = new RootResolver(dir);
+  }
+
+  async write(header: EntryHeader, body: EntryBody): Promise<void> {
+    try {
+      await this.writeEntry(header, body);
+    } catch (error) {
+      if (error instanceof UnsafePathError) {
+        throw new LayerError("KILN_LAYER_UNSAFE_ENTRY", this.options.layerName, header.name, `Cannot apply layer "${this.options.layerName}": entry "${header.name}" is refused because ${error.message}`);
+      }
+      if (error instanceof LayerError) throw error;
+      throw new LayerError("KILN_LAYER_INVALID", this.options.layerName, header.name, `Cannot apply layer "${this.options.layerName}": entry "${header.name}" failed: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async finish(): Promise<void> {
+    for (const { abs, mtime } of this.dirTimes.reverse()) await lutimes(abs, mtime, mtime);
+  }
+
+  private async writeEntry(header: EntryHeader, body: EntryBody): Promise<void> {
+    const parts = entryComponents(header.name);
+    const base = parts.at(-1);
+    if (base === undefined) {
+      // The root itself ("./"): only its metadata can change.
+      if (header.type !== "directory") throw new UnsafePathError("it would replace the root with a non-directory");
+      await drain(body);
+      await this.setMetadata(this.dir, header);
+      this.dirTimes.push({ abs: this.dir, mtime: header.mtime ?? new Date(0) });
+      return;
+    }
+    const parent = await this.resolver.directory(parts.slice(0, -1));
+    if (base === OPAQUE_MARKER) {
+      await drain(body);
+      return this.opaque(parent);
+    }
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      await drain(body);
+      return this.whiteout(parent, base.slice(WHITEOUT_PREFIX.length));
+    }
+    const abs = join(parent.abs, base);
+    const rel = parent.rel === "" ? base : `${parent.rel}/${base}`;
+    const mode = (header.mode ?? 0o644) & 0o7777;
+    switch (header.type) {
+      case "directory": {
+        await drain(body);
+        const existing = await lstatOrUndefined(abs);
+        if (existing === undefined || !existing.isDirectory()) {
+          await this.clear(abs);
+          await mkdir(abs, { mode: 0o700 });
+        }
+        this.resolver.remember(rel);
+        await this.setMetadata(abs, header);
+        this.dirTimes.push({ abs, mtime: header.mtime ?? new Date(0) });
+        break;
+      }
+      case "file":
+      case "contiguous-file": {
+        await this.clear(abs);
+        await writeBody(abs, body, header.size ?? 0);
+        await this.setMetadata(abs, header);
+        break;
+      }
+      case "symlink": {
+        await drain(body);
+        await this.clear(abs);
+        await symlink(header.linkname ?? "", abs);
+        await this.setMetadata(abs, header);
+        break;
+      }
+      case "link": {
+        await drain(body);
+        const targetParts = entryComponents(header.linkname ?? "");
+        const targetBase = targetParts.at(-1);
+        if (targetBase === undefined) throw new UnsafePathError("it is a hardlink to the root");
+        const targetParent = await this.resolver.directory(targetParts.slice(0, -1));
+        const target = join(targetParent.abs, targetBase);
+        const stats = await lstatOrUndefined(target);
+        if (stats === undefined) throw new LayerError("KILN_LAYER_INVALID", this.options.layerName, header.name, `Cannot apply layer "${this.options.layerName}": entry "${header.name}" is a hardlink to "${header.linkname ?? ""}", which does not exist`);
+        if (stats.isDirectory()) throw new UnsafePathError(`it is a hardlink to the directory "${header.linkname ?? ""}"`);
+        if (target === abs) break;
+        await this.clear(abs);
+        await link(target, abs);
+        break;
+      }
+      case "character-device":
+      case "block-device":
+      case "fifo": {
+        await drain(body);
+        await this.clear(abs);
+        const kind = header.type === "fifo" ? "fifo" : header.type === "block-device" ? "block" : "char";
+        mknod(abs, kind, mode, header.devmajor ?? 0, header.devminor ?? 0);
+        await this.setMetadata(abs, header);
+        break;
+      }
+      default:
+        await drain(body);
+        throw new LayerError("KILN_LAYER_UNSUPPORTED", this.options.layerName, header.name, `Cannot apply layer "${this.options.layerName}": entry "${header.name}" has the unsupported type "${String(header.type)}"`);
+    }
+    this.written.add(rel);
+  }
+
+  private async whiteout(parent: { abs: string; rel: string }, name: string): Promise<void> {
+    if (name === "" || name === "." || name === ".." || name.includes("/")) throw new UnsafePathError(`it whites out the invalid name "${name}"`);
+    const abs = join(parent.abs, name);
+    await this.clear(abs);
+    if (this.options.whiteouts === "overlay") mknodWhiteout(abs);
+  }
+
+  private async opaque(parent: { abs: string; rel: string }): Promise<void> {
+    if (this.options.whiteouts === "overlay") {
+      setXattr(parent.abs, this.options.userxattr === true ? "user.overlay.opaque" : "trusted.overlay.opaque", Buffer.from("y"));
+      return;
+    }
+    for (const name of await readdir(parent.abs)) {
+      const rel = parent.rel === "" ? name : `${parent.rel}/${name}`;
+      if (!this.written.has(rel)) await this.clear(join(parent.abs, name));
+    }
+  }
+
+  /** Removes whatever is at `abs` (never following a symlink there). */
+  private async clear(abs: string): Promise<void> {
+    const existing = await lstatOrUndefined(abs);
+    if (existing === undefined) return;
+    if (existing.isDirectory()) this.resolver.forget();
+    await rm(abs, { recursive: true, force: true });
+  }
+
+  /** Owner, then mode (chown clears set-id bits), xattrs and, for non-directories, times. */
+  private async setMetadata(abs: string, header: EntryHeader): Promise<void> {
+    const isLink = header.type === "symlink";
+    await lchown(abs, header.uid ?? 0, header.gid ?? 0);
+    if (!isLink) await chmod(abs, (header.mode ?? 0o644) & 0o7777);
+    for (const [name, value] of xattrsOf(header)) setXattr(abs, name, value);
+    if (header.type !== "directory") {
+      const mtime = header.mtime ?? new Date(0);
+      await lutimes(abs, mtime, mtime);
+    }
+  }
+}
+
+/** The xattrs a header carries (PAX SCHILY.xattr.* and LIBARCHIVE.xattr.*), minus overlay's own. */
+function xattrsOf(header: EntryHeader): [string, Buffer][] {
+  const result: [string, Buffer][] = [];
+  const pax = (header.pax ?? {}) as Record<string, string>;
+  for (const [key, value] of Object.entries(pax)) {
+    let name: string;
+    let bytes: Buffer;
+    if (key.startsWith("SCHILY.xattr.")) {
+      name = key.slice("SCHILY.xattr.".length);
+      bytes = Buffer.from(value, "utf8");
+    } else if (key.startsWith("LIBARCHIVE.xattr.")) {
+      name = decodeURIComponent(key.slice("LIBARCHIVE.xattr.".length));
+      bytes = Buffer.from(value, "base64");
+    } else {
+      continue;
+    }
+    // Overlay's own metadata comes only from whiteout entries, never from a layer's xattrs.
+    if (name.startsWith("trusted.overlay.") || name.startsWith("user.overlay.")) continue;
+    result.push([name, bytes]);
+  }
+  return result;
+}
+
+async function writeBody(abs: string, body: EntryBody, size: number): Promise<void> {
+  if (size <= SMALL_FILE) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    await writeFile(abs, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), { flag: "wx", mode: 0o600 });
+    return;
+  }
+  await pipeline(body, createWriteStream(abs, { flags: "wx", mode: 0o600 }));
+}
+
+async function drain(body: EntryBody): Promise<void> {
+  for await (const _ of body);
+}
+
+async function lstatOrUndefined(abs: string) {
+  try {
+    return await lstat(abs);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,11 @@
+export { applyLayer } from "./apply-layer.js";
+export type { AppliedLayer, ApplyLayerOptions } from "./apply-layer.js";
+export { LayerError, SnapshotError } from "./errors.js";
+export { mountSnapshot, unmountSnapshot, withMountedSnapshot } from "./mount.js";
+export { createNativeSnapshotter } from "./native.js";
+export { createOverlaySnapshotter } from "./overlay.js";
+export type { OverlaySnapshotterOptions } from "./overlay.js";
+export type { ActiveSnapshot, CommitOptions, LayerBlob, LayerSource, SnapshotId, SnapshotInfo, SnapshotMount, Snapshotter } from "./types.js";
+export { chainIdOf, unpackImage } from "./unpack.js";
+export type { UnpackOptions } from "./unpack.js";
+export { inUserNamespace } from "./user-namespace.js";

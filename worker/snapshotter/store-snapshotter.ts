@@ -1,0 +1,100 @@
+import { mkdir, rm } from "node:fs/promises";
+import { SnapshotError } from "./errors.js";
+import type { SnapshotStore } from "./snapshot-store.js";
+import type { ActiveSnapshot, CommitOptions, SnapshotId, SnapshotInfo, SnapshotMount, Snapshotter } from "./types.js";
+
+/** What differs between snapshotter kinds: how a snapshot's directories are made and seen. */
+export interface SnapshotLayout {
+  readonly kind: Snapshotter["kind"];
+  /** Fills the new active snapshot's directory (`store.dir(id)` exists); `parents` is base first, empty for none. */
+  populate(id: SnapshotId, parents: readonly SnapshotInfo[]): Promise<void>;
+  /** The writable view of an active snapshot. */
+  activeMount(id: SnapshotId, parents: readonly SnapshotInfo[]): SnapshotMount;
+  /** The read-only view of a committed chain (base first, never empty). */
+  viewMount(chain: readonly SnapshotInfo[]): SnapshotMount;
+  /** Drops what only an active snapshot needs (overlay's workdir). */
+  seal(id: SnapshotId): Promise<void>;
+}
+
+/**
+ * The Snapshotter contract over a SnapshotStore and a layout. The metadata record is the commit
+ * point: a snapshot whose record says "committed" has a complete directory, because the record
+ * is renamed into place only after the directory is done.
+ */
+export function createStoreSnapshotter(store: SnapshotStore, layout: SnapshotLayout): Snapshotter {
+  const parentsOf = async (parent: SnapshotId | null): Promise<SnapshotInfo[]> => {
+    if (parent === null) return [];
+    await store.readCommitted(parent, "prepare a snapshot on");
+    return store.chain(parent);
+  };
+
+  return {
+    kind: layout.kind,
+
+    async prepare(parent) {
+      const parents = await parentsOf(parent);
+      const id = store.newId();
+      const info: SnapshotInfo = { id, parent, kind: "active", created: Date.now() };
+      await mkdir(store.dir(id), { recursive: true });
+      try {
+        await layout.populate(id, parents);
+        await store.write(info);
+      } catch (error) {
+        await rm(store.dir(id), { recursive: true, force: true });
+        throw error;
+      }
+      return { id, parent, upperdir: store.fsDir(id), mount: layout.activeMount(id, parents) } satisfies ActiveSnapshot;
+    },
+
+    async commit(active, options: CommitOptions = {}) {
+      const info = await store.read(active.id);
+      if (info.kind !== "active") throw new SnapshotError("KILN_SNAPSHOT_STATE", `Cannot commit snapshot "${active.id}": it is already committed`);
+      await layout.seal(active.id);
+      const committed: SnapshotInfo = {
+        ...info,
+        kind: "committed",
+        ...(options.blob === undefined ? {} : { blob: options.blob }),
+        ...(options.chainId === undefined ? {} : { chainId: options.chainId }),
+      };
+      await store.write(committed);
+      if (options.chainId !== undefined) await store.recordChain(options.chainId, active.id);
+      return active.id;
+    },
+
+    async abort(active) {
+      const info = await store.tryRead(active.id);
+      if (info?.kind === "committed") throw new SnapshotError("KILN_SNAPSHOT_STATE", `Cannot abort snapshot "${active.id}": it is already committed`);
+      await store.deleteRecord(active.id);
+      await rm(store.dir(active.id), { recursive: true, force: true });
+    },
+
+    async view(id) {
+      if (id === null) return { kind: "bind", source: store.emptyDir(), readonly: true };
+      await store.readCommitted(id, "view");
+      return layout.viewMount(await store.chain(id));
+    },
+
+    info: (id) => store.read(id),
+
+    async exists(id) {
+      return (await store.tryRead(id)) !== undefined;
+    },
+
+    chain: (id) => store.chain(id),
+
+    setBlob: (id, blob) => store.setBlob(id, blob),
+
+    findChain: (chainId) => store.findChain(chainId),
+
+    async remove(id) {
+      const info = await store.readCommitted(id, "remove");
+      const children = await store.children(id);
+      if (children.length > 0) {
+        throw new SnapshotError("KILN_SNAPSHOT_IN_USE", `Cannot remove snapshot "${id}": ${children.length} snapshot(s) use it as parent ("${children.join('", "')}")`);
+      }
+      if (info.chainId !== undefined) await store.forgetChain(info.chainId, id);
+      await store.deleteRecord(id);
+      await rm(store.dir(id), { recursive: true, force: true });
+    },
+  };
+}
