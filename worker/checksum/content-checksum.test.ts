@@ -1,0 +1,96 @@
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { contentChecksum } from "./content-checksum.js";
+import { selectEntries } from "./selection.js";
+import { StatCache } from "./stat-cache.js";
+
+let dir: string;
+let tree: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "kiln-checksum-"));
+  tree = join(dir, "tree");
+  mkdirSync(join(tree, "src/lib"), { recursive: true });
+  mkdirSync(join(tree, "node_modules/x"), { recursive: true });
+  writeFileSync(join(tree, "src/main.ts"), "main");
+  writeFileSync(join(tree, "src/lib/a.ts"), "a");
+  writeFileSync(join(tree, "node_modules/x/index.js"), "x");
+  writeFileSync(join(tree, "README.md"), "readme");
+  symlinkSync("src/main.ts", join(tree, "entry"));
+});
+
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("selectEntries()", () => {
+  it("lists parents before children in byte order and skips excluded directories", async () => {
+    const paths = (await selectEntries(tree, { exclude: ["node_modules"] })).map((e) => e.path);
+    expect(paths).toEqual(["README.md", "entry", "src", "src/lib", "src/lib/a.ts", "src/main.ts"]);
+  });
+
+  it("keeps only included paths and the directories leading to them", async () => {
+    const paths = (await selectEntries(tree, { include: ["src/lib"] })).map((e) => e.path);
+    expect(paths).toEqual(["src", "src/lib", "src/lib/a.ts"]);
+  });
+
+  it("enters an excluded directory when an exception re-includes something below it", async () => {
+    const paths = (await selectEntries(tree, { exclude: ["src", "!src/main.ts"] })).map((e) => e.path);
+    expect(paths).toContain("src/main.ts");
+    expect(paths).not.toContain("src/lib/a.ts");
+  });
+});
+
+describe("contentChecksum()", () => {
+  it("is stable for the same tree and ignores times", async () => {
+    const first = await contentChecksum(tree);
+    utimesSync(join(tree, "src/main.ts"), 1, 1);
+    expect(await contentChecksum(tree)).toBe(first);
+  });
+
+  it("changes with content, mode and link target", async () => {
+    const start = await contentChecksum(tree);
+    writeFileSync(join(tree, "src/main.ts"), "changed");
+    const afterContent = await contentChecksum(tree);
+    expect(afterContent).not.toBe(start);
+    chmodSync(join(tree, "README.md"), 0o600);
+    const afterMode = await contentChecksum(tree);
+    expect(afterMode).not.toBe(afterContent);
+    rmSync(join(tree, "entry"));
+    symlinkSync("README.md", join(tree, "entry"));
+    expect(await contentChecksum(tree)).not.toBe(afterMode);
+  });
+
+  it("does not change when an excluded file changes", async () => {
+    const selection = { exclude: ["node_modules"] };
+    const before = await contentChecksum(tree, { selection });
+    writeFileSync(join(tree, "node_modules/x/index.js"), "other");
+    expect(await contentChecksum(tree, { selection })).toBe(before);
+  });
+
+  it("reuses remembered hashes for unchanged files and re-hashes changed ones", async () => {
+    const cacheFile = join(dir, "cache.json");
+    const plain = await contentChecksum(tree);
+    const cache = await StatCache.open(cacheFile, { racyMs: 0 });
+    expect(await contentChecksum(tree, { cache })).toBe(plain);
+    await cache.save();
+    // Poison the remembered hash of one file: a checksum that reads it proves the file was not re-read.
+    const saved = JSON.parse(readFileSync(cacheFile, "utf8")) as Record<string, string>;
+    const [key] = (saved["src/main.ts"] as string).split(" ");
+    saved["src/main.ts"] = `${key} ${"0".repeat(64)}`;
+    writeFileSync(cacheFile, JSON.stringify(saved));
+    const reused = await contentChecksum(tree, { cache: await StatCache.open(cacheFile, { racyMs: 0 }) });
+    expect(reused).not.toBe(plain);
+    // A changed file (new size, mtime, ctime) is hashed again.
+    writeFileSync(join(tree, "src/main.ts"), "new content");
+    expect(await contentChecksum(tree, { cache: await StatCache.open(cacheFile, { racyMs: 0 }) })).toBe(await contentChecksum(tree));
+  });
+
+  it("does not remember files changed within the racy window", async () => {
+    const cacheFile = join(dir, "cache.json");
+    const cache = await StatCache.open(cacheFile, { racyMs: 3_600_000 });
+    await contentChecksum(tree, { cache });
+    await cache.save();
+    expect(JSON.parse(readFileSync(cacheFile, "utf8"))).toEqual({});
+  });
+});

@@ -1,0 +1,5 @@
+export { contentChecksum, statCacheName } from "./content-checksum.js";
+export type { ChecksumOptions } from "./content-checksum.js";
+export { selectEntries } from "./selection.js";
+export type { SelectedEntry, Selection } from "./selection.js";
+export { RACY_MS, StatCache } from "./stat-cache.js";

@@ -1,0 +1,65 @@
+import type { BigIntStats } from "node:fs";
+import { lstat, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { createPathMatcher } from "../../solver/llb/index.js";
+
+/** Which files of a directory a source or copy reads: dockerignore-style patterns, relative to it. */
+export interface Selection {
+  readonly include?: readonly string[];
+  readonly exclude?: readonly string[];
+}
+
+/** One selected entry: its slash-separated path below the root (no leading slash) and its lstat. */
+export interface SelectedEntry {
+  readonly path: string;
+  readonly stat: BigIntStats;
+}
+
+/**
+ * The entries below `root` that `selection` selects, parents before children, siblings in byte
+ * order of their names (deterministic whatever the filesystem's order). As fsutil's walker:
+ * - an excluded path is skipped, and an excluded directory is not entered unless an exception
+ *   pattern (`!…`) may re-include something below it (then the directory is listed only when
+ *   something below it is);
+ * - with include patterns, a path is selected when a pattern matches it or one of its parents;
+ *   a directory that no pattern matches is entered and listed only when something below it is.
+ * Symlinks are never followed. The root itself is not listed.
+ */
+export async function selectEntries(root: string, selection: Selection, signal?: AbortSignal): Promise<SelectedEntry[]> {
+  const exclude = (selection.exclude ?? []).length === 0 ? undefined : createPathMatcher(selection.exclude ?? []);
+  const include = (selection.include ?? []).length === 0 ? undefined : createPathMatcher(selection.include ?? []);
+  const out: SelectedEntry[] = [];
+
+  const walk = async (dir: string, prefix: string, included: boolean): Promise<void> => {
+    signal?.throwIfAborted();
+    const names = (await readdir(dir)).sort(compareBytes);
+    for (const name of names) {
+      const path = prefix === "" ? name : `${prefix}/${name}`;
+      const host = join(dir, name);
+      const stat = await lstat(host, { bigint: true });
+      const excluded = exclude?.excludes(path) === true;
+      if (excluded && !(stat.isDirectory() && exclude?.hasExceptions === true)) continue;
+      const selected = included || include === undefined || include.excludes(path);
+      if (!stat.isDirectory()) {
+        if (selected && !excluded) out.push({ path, stat });
+        continue;
+      }
+      if (selected && !excluded) {
+        out.push({ path, stat });
+        await walk(host, path, true);
+        continue;
+      }
+      // Listed only if something below is.
+      const mark = out.length;
+      out.push({ path, stat });
+      await walk(host, path, selected);
+      if (out.length === mark + 1) out.pop();
+    }
+  };
+  await walk(root, "", include === undefined);
+  return out;
+}
+
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}

@@ -1,0 +1,150 @@
+import { readFileSync } from "node:fs";
+import type { ResolvedUser } from "./rootfs-user.js";
+import type { ExecMount, ProcessSpec } from "./types.js";
+
+/** Docker's default capability set (moby's oci/caps defaults), granted to every RUN. */
+export const DEFAULT_CAPABILITIES: readonly string[] = [
+  "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+  "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+];
+
+/** Paths Docker hides from containers (bind-mounted over with /dev/null or an empty tmpfs). */
+export const MASKED_PATHS: readonly string[] = [
+  "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+  "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+];
+
+/** Paths Docker makes read-only inside containers. */
+export const READONLY_PATHS: readonly string[] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/** An OCI runtime-spec mount entry. */
+export interface SpecMount {
+  readonly destination: string;
+  readonly type: string;
+  readonly source: string;
+  readonly options: readonly string[];
+}
+
+/** The parts of a RUN's runtime spec that are not the process itself. */
+export interface SpecInputs {
+  /** The rootfs directory (absolute). */
+  readonly rootfs: string;
+  readonly process: ProcessSpec;
+  readonly user: ResolvedUser;
+  readonly hostname: string;
+  /** Host files the executor generated for this run, bind-mounted read-only at /etc/…. */
+  readonly hostsFile: string;
+  readonly resolvConfFile: string;
+  readonly mounts: readonly ExecMount[];
+  /** RLIMIT_NOFILE for the process; see `nofileLimit()`. */
+  readonly nofile: number;
+}
+
+/**
+ * The OCI runtime spec (config.json) runc 1.1 runs a RUN with: no terminal; Docker's default
+ * capabilities, masked and read-only paths; no-new-privileges; RLIMIT_NOFILE (see nofileLimit); pid,
+ * mount, ipc and uts namespaces, plus a network namespace unless the network is shared with the
+ * host. The op's own mounts come last, ordered so that a parent target is mounted before what
+ * sits inside it.
+ */
+export function buildRuntimeSpec(inputs: SpecInputs): Record<string, unknown> {
+  const { process, user } = inputs;
+  const hostNetwork = process.network !== "none";
+  const namespaces = [{ type: "pid" }, { type: "mount" }, { type: "ipc" }, { type: "uts" }, ...(hostNetwork ? [] : [{ type: "network" }])];
+  const capabilities = [...DEFAULT_CAPABILITIES];
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: false,
+      user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length > 0 ? { additionalGids: [...user.additionalGids] } : {}) },
+      args: [...process.args],
+      env: withDefaultPath(process.env),
+      cwd: process.cwd === "" ? "/" : process.cwd,
+      capabilities: { bounding: capabilities, effective: capabilities, permitted: capabilities },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: inputs.nofile, soft: inputs.nofile }],
+      noNewPrivileges: true,
+    },
+    root: { path: inputs.rootfs, readonly: false },
+    hostname: inputs.hostname,
+    mounts: [...systemMounts(hostNetwork), ...etcMounts(inputs), ...opMounts(inputs.mounts)],
+    linux: {
+      namespaces,
+      resources: { devices: [{ allow: false, access: "rwm" }] },
+      maskedPaths: [...MASKED_PATHS],
+      readonlyPaths: [...READONLY_PATHS],
+    },
+  };
+}
+
+/** BuildKit's (and containerd's) RLIMIT_NOFILE for a RUN. */
+export const DEFAULT_NOFILE = 1048576;
+
+/**
+ * The RLIMIT_NOFILE to give a RUN: BuildKit's 1048576, lowered to this process's hard limit
+ * when that is smaller, because runc sets rlimits after dropping CAP_SYS_RESOURCE and cannot
+ * raise a hard limit then (on hosts and in user namespaces that withhold the capability, a
+ * higher value makes every RUN fail to start).
+ */
+export function nofileLimit(limitsText = readOwnLimits()): number {
+  const line = limitsText.split("\n").find((l) => l.startsWith("Max open files"));
+  const hard = line?.trim().split(/\s+/)[4];
+  if (hard === undefined || hard === "unlimited") return DEFAULT_NOFILE;
+  const value = Number(hard);
+  return Number.isFinite(value) && value > 0 ? Math.min(DEFAULT_NOFILE, value) : DEFAULT_NOFILE;
+}
+
+function readOwnLimits(): string {
+  try {
+    return readFileSync("/proc/self/limits", "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** The PATH a RUN gets when its env has none (Docker's default for Linux). */
+export const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+function withDefaultPath(env: readonly string[]): string[] {
+  return env.some((e) => e.startsWith("PATH=")) ? [...env] : [DEFAULT_PATH, ...env];
+}
+
+function systemMounts(hostNetwork: boolean): SpecMount[] {
+  return [
+    { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+    // A fresh sysfs shows the network devices of the mounting process's network namespace, and
+    // the kernel refuses it to a process that does not own that namespace: with the host's
+    // network, bind the host's /sys (read-only, recursively) instead.
+    hostNetwork
+      ? { destination: "/sys", type: "bind", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] }
+      : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+  ];
+}
+
+function etcMounts(inputs: SpecInputs): SpecMount[] {
+  return [
+    { destination: "/etc/hosts", type: "bind", source: inputs.hostsFile, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+    { destination: "/etc/resolv.conf", type: "bind", source: inputs.resolvConfFile, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+  ];
+}
+
+function opMounts(mounts: readonly ExecMount[]): SpecMount[] {
+  const depth = (target: string) => target.split("/").filter((p) => p !== "").length;
+  const sorted = [...mounts].sort((a, b) => depth(a.target) - depth(b.target));
+  return sorted.map((m): SpecMount => {
+    switch (m.kind) {
+      case "bind":
+        return { destination: m.target, type: "bind", source: m.source, options: ["rbind", m.readonly ? "ro" : "rw"] };
+      case "tmpfs":
+        return {
+          destination: m.target,
+          type: "tmpfs",
+          source: "tmpfs",
+          options: ["nosuid", "nodev", "mode=1777", ...(m.size === undefined ? [] : [`size=${m.size}`])],
+        };
+    }
+  });
+}

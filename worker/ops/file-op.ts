@@ -1,0 +1,182 @@
+import { lstat, mkdtemp, rmdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { assertNever, KilnError, opCacheDigest, type CopyAction, type FileAction, type FileOp } from "../../solver/llb/index.js";
+import type { CacheDep, CacheMap, OpContext, OpRunner, ResultRef, SolverVertex } from "../../solver/op.js";
+import { cleanAbsolute, resolveInRoot } from "../executor/index.js";
+import { mountSnapshot, unmountSnapshot } from "../snapshotter/mount.js";
+import type { SnapshotMount, Snapshotter } from "../snapshotter/types.js";
+import { applyMkdir, applyMkfile, applyRm, resolveOwner } from "./file-actions.js";
+import { compileModeChange } from "./file-mode.js";
+import { copySourceChecksum } from "./copy-checksum.js";
+import { copyPath, FileActionError, resolveWildcards } from "./fs-copy.js";
+
+export interface FileRunnerDeps {
+  readonly snapshotter: Snapshotter;
+}
+
+/** A file op that cannot be run as written. */
+export class FileOpError extends KilnError {
+  constructor(message: string) {
+    super("KILN_FILE_OP_INVALID", message);
+  }
+}
+
+/**
+ * The runner of a file op (COPY, WORKDIR's mkdir, ADD of local files).
+ *
+ * Cache map: the op digest. An input that only copy actions read (not the base) contributes the
+ * checksum of just the paths they copy from it (see `copySourceChecksum`), so a COPY is not
+ * invalidated by a change to files it does not copy; the base contributes its cache key.
+ *
+ * Run: prepares a writable snapshot on the base input (scratch when null), mounts it, applies
+ * the actions in order (mkdir, mkfile, rm, copy: see `copyPath` for the copy semantics, which
+ * follow BuildKit and fsutil), and commits it as the op's only output. Copy sources are read from
+ * read-only views of the other inputs. Owners given by name are resolved against the tree being
+ * changed. A failed action aborts the snapshot; everything mounted is unmounted before `run` settles.
+ */
+export function createFileRunner(deps: FileRunnerDeps, vertex: SolverVertex): OpRunner {
+  const op = vertex.op;
+  if (op.kind !== "file") throw new FileOpError(`Cannot run vertex "${vertex.digest}" as a file op: it is a "${op.kind}" op`);
+  const snapshotter = deps.snapshotter;
+  return {
+    cacheMap(): Promise<CacheMap> {
+      const deps = op.inputs.map((_, index): CacheDep => {
+        const copies = op.actions.filter((a): a is CopyAction => a.kind === "copy" && a.source === index);
+        if (index === op.base || copies.length === 0) return {};
+        return {
+          contentChecksum: async (ref, signal) =>
+            withView(await snapshotter.view(ref.id), (root) => copySourceChecksum(root, copies, signal)),
+        };
+      });
+      return Promise.resolve({ digest: opCacheDigest(op), deps });
+    },
+
+    async run(inputs: readonly ResultRef[], context: OpContext): Promise<readonly ResultRef[]> {
+      context.signal.throwIfAborted();
+      const inputId = (index: number | null): string | null => {
+        if (index === null) return null;
+        const ref = inputs[index];
+        if (ref === undefined) throw new FileOpError(`Cannot run file op "${vertex.digest}": input ${index} has no result (${inputs.length} given)`);
+        return ref.id;
+      };
+      const mounts = new Mounts();
+      const active = await deps.snapshotter.prepare(inputId(op.base));
+      let committed = false;
+      try {
+        const root = await mounts.mount(active.mount);
+        const sources = new Map<number, string>();
+        const sourceDir = async (index: number): Promise<string> => {
+          let dir = sources.get(index);
+          if (dir === undefined) {
+            dir = await mounts.mount(await deps.snapshotter.view(inputId(index)));
+            sources.set(index, dir);
+          }
+          return dir;
+        };
+        for (const action of op.actions) {
+          context.signal.throwIfAborted();
+          await applyAction(root, action, sourceDir, context.signal);
+        }
+        await mounts.unmountAll();
+        const id = await deps.snapshotter.commit(active);
+        committed = true;
+        return [{ id }];
+      } finally {
+        await mounts.unmountAll().catch(() => {});
+        if (!committed) await deps.snapshotter.abort(active).catch(() => {});
+      }
+    },
+  };
+}
+
+async function applyAction(root: string, action: FileAction, sourceDir: (index: number) => Promise<string>, signal: AbortSignal): Promise<void> {
+  switch (action.kind) {
+    case "mkdir":
+      return applyMkdir(root, action);
+    case "mkfile":
+      return applyMkfile(root, action);
+    case "rm":
+      return applyRm(root, action);
+    case "copy":
+      return applyCopy(root, await sourceDir(action.source), action, signal);
+    default:
+      return assertNever(action, "file action");
+  }
+}
+
+/**
+ * COPY, as BuildKit's docopy: without `createDestPath` the destination's parent must exist;
+ * with `allowWildcard` the source is a pattern and every match is copied (no match is an error
+ * unless `allowEmptyWildcard`); a missing plain source is an error naming it.
+ */
+async function applyCopy(root: string, srcRoot: string, action: CopyAction, signal: AbortSignal): Promise<void> {
+  if (action.attemptUnpack) throw new FileOpError(`Cannot copy "${action.src}": unpacking archives (ADD) is not supported yet`);
+  if (!action.createDestPath) {
+    const parent = dirname(resolveInRoot(root, cleanAbsolute(action.dest)));
+    if ((await lstat(parent).catch(() => undefined)) === undefined) {
+      throw new FileActionError(`Cannot copy to "${action.dest}": its parent directory does not exist`);
+    }
+  }
+  const sources = action.allowWildcard ? resolveWildcards(srcRoot, action.src, action.followSymlinks) : [action.src];
+  if (sources.length === 0) {
+    if (action.allowEmptyWildcard) return;
+    throw new FileActionError(`Cannot copy "${action.src}": no source file or directory matches it`);
+  }
+  const owner = resolveOwner(root, action.owner);
+  const mode = compileModeChange(action.mode);
+  for (const src of sources) {
+    await copyPath(srcRoot, src, root, action.dest, {
+      ...(owner === undefined ? {} : { owner }),
+      ...(mode === undefined ? {} : { mode }),
+      ...(action.timestamp === undefined ? {} : { timestamp: action.timestamp }),
+      followSymlinks: action.followSymlinks,
+      dirContentsOnly: action.dirContentsOnly,
+      include: action.include,
+      exclude: action.exclude,
+      signal,
+    });
+  }
+}
+
+/** Mounts `snapshot` on a temp directory for the duration of `fn`. */
+async function withView<T>(snapshot: SnapshotMount, fn: (root: string) => Promise<T>): Promise<T> {
+  const mounts = new Mounts();
+  try {
+    return await fn(await mounts.mount(snapshot));
+  } finally {
+    await mounts.unmountAll();
+  }
+}
+
+/** Temp mount points of one run, unmounted and removed together. */
+class Mounts {
+  readonly #dirs: string[] = [];
+
+  async mount(snapshot: SnapshotMount): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), "kiln-file-"));
+    try {
+      mountSnapshot(snapshot, dir);
+    } catch (error) {
+      await rmdir(dir);
+      throw error;
+    }
+    this.#dirs.push(dir);
+    return dir;
+  }
+
+  async unmountAll(): Promise<void> {
+    let first: unknown;
+    while (this.#dirs.length > 0) {
+      const dir = this.#dirs.pop() as string;
+      try {
+        unmountSnapshot(dir);
+        await rmdir(dir);
+      } catch (error) {
+        first ??= error;
+      }
+    }
+    if (first !== undefined) throw first;
+  }
+}
+
