@@ -1,0 +1,133 @@
+import { createHash } from "node:crypto";
+import { availableParallelism } from "node:os";
+import { PassThrough, Transform, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import PQueue from "p-queue";
+import type { Digest } from "../../solver/llb/index.js";
+import type { VertexProgress } from "../../solver/progress.js";
+import type { ContentStore } from "../../worker/content/content-store.js";
+import { layerCompression, type Descriptor } from "../../worker/oci/index.js";
+import type { LayerBlob, LayerSource } from "../../worker/snapshotter/types.js";
+import { createCompressor, layerMediaType, type ResolvedCompression } from "./compressor.js";
+import { clampTarTimes } from "./epoch.js";
+
+/** One layer of the image-to-be, in the content store. `empty` layers (a tar with no entries) are left out of the image. */
+export interface ExportedLayer {
+  readonly snapshot: string;
+  readonly descriptor: Descriptor;
+  readonly diffId: Digest;
+  readonly empty: boolean;
+}
+
+export interface ExportLayersOptions {
+  readonly content: ContentStore;
+  readonly compression: ResolvedCompression;
+  readonly ociMediaTypes: boolean;
+  /** Recompress reused blobs whose compression differs from `compression` (BuildKit's force-compression). */
+  readonly forceCompression?: boolean;
+  /**
+   * rewrite-timestamp: new layers get file times after this (seconds) clamped to it. Such blobs
+   * depend on the epoch, so they are not reported through `onLayerBlob`; reused blobs keep their
+   * times (pass `blob` only for base image layers when rewriting).
+   */
+  readonly rewriteEpoch?: number;
+  /** Called once per newly made, non-empty blob (not for rewritten ones, see `rewriteEpoch`). */
+  readonly onLayerBlob?: (snapshot: string, blob: LayerBlob) => Promise<void>;
+  readonly progress?: VertexProgress;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Makes sure every layer has a blob in the content store; returns them in input order (base
+ * first). A source with `blob` is reused as it is (only its media type is converted between OCI
+ * and Docker names), so base layers and earlier exports are never compressed again. Others are
+ * streamed once from `openTar()` through sha256 (the diff id) and the compressor into
+ * `content.ingest`. Layers are made in parallel, up to the core count at once; each gzip layer
+ * is itself compressed block-parallel on libuv's thread pool, so even one big layer uses every
+ * core. A new layer whose tar has no entries is marked `empty` and `onLayerBlob` is not called
+ * for it: remembering it would make the next export keep a layer this one dropped.
+ */
+export async function exportLayers(layers: readonly LayerSource[], options: ExportLayersOptions): Promise<readonly ExportedLayer[]> {
+  const queue = new PQueue({ concurrency: Math.max(2, availableParallelism()) });
+  // The first failure (or the caller's abort) stops the other layers; every task is awaited, so
+  // no temp file or stream is left behind when this rejects.
+  const stop = new AbortController();
+  const signal = options.signal === undefined ? stop.signal : AbortSignal.any([options.signal, stop.signal]);
+  const results = await Promise.allSettled(
+    layers.map((layer) =>
+      queue.add(async () => {
+        signal.throwIfAborted();
+        return exportLayer(layer, { ...options, signal });
+      }).catch((error: unknown) => {
+        stop.abort(error);
+        throw error;
+      }),
+    ),
+  );
+  // The first error in time is the one that aborted `stop`; the others are its consequences.
+  if (results.some((r) => r.status === "rejected")) throw stop.signal.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<ExportedLayer>).value);
+}
+
+async function exportLayer(layer: LayerSource, options: ExportLayersOptions): Promise<ExportedLayer> {
+  const reusable = layer.blob !== undefined && (!options.forceCompression || layerCompression(layer.blob.descriptor.mediaType) === options.compression.kind);
+  if (layer.blob !== undefined && reusable) {
+    return { snapshot: layer.snapshot, descriptor: convertMediaType(layer.blob.descriptor, options.ociMediaTypes), diffId: layer.blob.diffId, empty: false };
+  }
+  const { descriptor, diffId, empty } = await compressLayer(layer, options);
+  if (!empty && options.rewriteEpoch === undefined) await options.onLayerBlob?.(layer.snapshot, { descriptor, diffId });
+  return { snapshot: layer.snapshot, descriptor, diffId, empty };
+}
+
+async function compressLayer(layer: LayerSource, options: ExportLayersOptions): Promise<{ descriptor: Descriptor; diffId: Digest; empty: boolean }> {
+  const tap = new DiffIdTap();
+  const compressed = new PassThrough();
+  const signalOption = options.signal === undefined ? {} : { signal: options.signal };
+  const opened = layer.openTar(options.signal);
+  const tarStream = options.rewriteEpoch === undefined ? opened : clampTarTimes(opened, options.rewriteEpoch);
+  const producing = pipeline(tarStream, tap, createCompressor(options.compression), compressed, signalOption);
+  const progress = options.progress;
+  const ingesting = options.content.ingest(compressed, {
+    ...signalOption,
+    ...(progress === undefined ? {} : { onBytes: (bytes: number) => progress.bytes(layer.snapshot, bytes) }),
+  });
+  // Wait for both, so the store has removed its temp file before a failure is reported; the
+  // producing side's error is the cause (the ingest side then only sees a premature close).
+  const [produced, ingested] = await Promise.allSettled([producing, ingesting]);
+  if (produced.status === "rejected") throw produced.reason;
+  if (ingested.status === "rejected") throw ingested.reason;
+  const stored = ingested.value;
+  const mediaType = layerMediaType(options.compression.kind, options.ociMediaTypes);
+  return { descriptor: { mediaType, digest: stored.digest, size: stored.size }, diffId: tap.digest(), empty: tap.empty() };
+}
+
+/** The same blob under the other family's media type name, as BuildKit's ConvertAllLayerMediaTypes does. */
+function convertMediaType(descriptor: Descriptor, oci: boolean): Descriptor {
+  const compression = layerCompression(descriptor.mediaType);
+  if (compression === undefined) return descriptor;
+  const mediaType = layerMediaType(compression, oci);
+  return mediaType === descriptor.mediaType ? descriptor : { ...descriptor, mediaType };
+}
+
+/**
+ * Passes the uncompressed tar through, hashing it for the diff id and watching its first 512-byte
+ * block: a tar with entries starts with a non-zero header, an empty one is only zero blocks.
+ */
+class DiffIdTap extends Transform {
+  readonly #hash = createHash("sha256");
+  #head: Buffer = Buffer.alloc(0);
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#hash.update(chunk);
+    if (this.#head.byteLength < 512) this.#head = Buffer.concat([this.#head, chunk.subarray(0, 512 - this.#head.byteLength)]);
+    callback(null, chunk);
+  }
+
+  digest(): Digest {
+    return `sha256:${this.#hash.digest("hex")}` as Digest;
+  }
+
+  empty(): boolean {
+    return this.#head.every((byte) => byte === 0);
+  }
+}

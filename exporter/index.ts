@@ -1,0 +1,15 @@
+export { buildImage } from "./image/build-image.js";
+export type { BuildImageInput, BuiltImage } from "./image/build-image.js";
+export { parseSourceDateEpoch } from "./image/epoch.js";
+export { normalizeHistory } from "./image/history.js";
+export { writeOciLayout, IMAGE_NAME_ANNOTATION, REF_NAME_ANNOTATION } from "./oci-layout.js";
+export type { OciLayoutOptions } from "./oci-layout.js";
+export { writeDockerArchive } from "./docker-archive.js";
+export type { DockerArchiveManifestEntry, DockerArchiveOptions } from "./docker-archive.js";
+export { storeImage } from "./image-store.js";
+export { importRootfs } from "./import.js";
+export type { ImportRootfsOptions } from "./import.js";
+export { packDirectory } from "./rootfs-tar.js";
+export type { PackDirectoryOptions } from "./rootfs-tar.js";
+export { ExportError } from "./errors.js";
+export type { ExportErrorCode } from "./errors.js";
