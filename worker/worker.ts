@@ -1,8 +1,22 @@
-import type { Digest, ImageSpec, Platform } from "../solver/llb/index.js";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { assertNever, KilnError, type Digest, type ImageSpec, type Platform } from "../solver/llb/index.js";
 import type { ResolveOp, ResultRef } from "../solver/op.js";
-import type { ContentStore } from "./content/content-store.js";
-import type { LocalImages } from "./content/image-index.js";
+import { ContentStore } from "./content/content-store.js";
+import { LocalImages } from "./content/image-index.js";
+import { layerSources } from "./differ/layer-sources.js";
+import { createRuncExecutor } from "./executor/runc.js";
+import type { Executor } from "./executor/types.js";
+import { createImageResolver } from "./images/resolve-image.js";
 import type { Descriptor, Manifest } from "./oci/index.js";
+import { CacheMounts } from "./ops/exec-mounts.js";
+import { createExecRunner } from "./ops/exec-op.js";
+import { createFileRunner } from "./ops/file-op.js";
+import { createImageSourceRunner } from "./ops/source-image.js";
+import { createLocalSourceRunner } from "./ops/source-local.js";
+import { RegistryClient } from "./registry/client.js";
+import { createNativeSnapshotter } from "./snapshotter/native.js";
+import { createOverlaySnapshotter } from "./snapshotter/overlay.js";
 import type { LayerSource, Snapshotter } from "./snapshotter/types.js";
 
 /** An image found by name, pinned to the manifest digest for the requested platform. */
@@ -27,4 +41,86 @@ export interface ResolveImageOptions {
 /** What a build gives the worker beyond the Definition: the directories behind `local://NAME` sources. */
 export interface BuildSession {
   readonly localDirs: Readonly<Record<string, string>>;
+}
+
+/** How a worker is set up. */
+export interface WorkerOptions {
+  /** The state root: content/, snapshots/, executor/ live below it. */
+  readonly root: string;
+  /** `overlay` (default, falls back to `native` when overlay cannot mount here) or `native`. */
+  readonly snapshotter?: "overlay" | "native";
+  /** Registries (host[:port]) reached over plain HTTP though not on loopback. */
+  readonly insecureRegistries?: readonly string[];
+}
+
+/**
+ * The machine, as a small record of independent services (not one object with twenty methods):
+ * each op runner receives only the services it uses. `resolveOp` binds a build's session (its
+ * local directories) to the runners.
+ */
+export interface Worker {
+  readonly root: string;
+  readonly content: ContentStore;
+  readonly images: LocalImages;
+  readonly snapshotter: Snapshotter;
+  readonly registry: RegistryClient;
+  readonly executor: Executor;
+  /** Finds an image by name (local store first, then its registry) and pins it by digest. */
+  resolveImage(ref: string, options: ResolveImageOptions): Promise<ResolvedImage>;
+  /** The runners for one build's ops. */
+  resolveOp(session: BuildSession): ResolveOp;
+  /** The layers of a result, base first, for the exporter. */
+  layers(ref: ResultRef): Promise<LayerSource[]>;
+  /** Releases what the worker holds open; running builds must have finished. */
+  close(): Promise<void>;
+}
+
+/** Opens (creating when missing) the worker's state under `options.root`. */
+export async function createWorker(options: WorkerOptions): Promise<Worker> {
+  const root = options.root;
+  await mkdir(root, { recursive: true, mode: 0o711 });
+  const content = await ContentStore.open(join(root, "content"));
+  const images = new LocalImages(content.root);
+  const snapshotter = await openSnapshotter(join(root, "snapshots"), options.snapshotter ?? "overlay");
+  const registry = new RegistryClient({ insecure: [...(options.insecureRegistries ?? [])] });
+  const executor = createRuncExecutor({ stateDir: join(root, "executor") });
+  const resolveImage = createImageResolver({ content, images, registry });
+  const execState = join(root, "executor");
+  // One owner of cache mounts per worker, so `sharing=locked|private` coordinates across RUNs.
+  const cacheMounts = new CacheMounts(join(execState, "cache-mounts"));
+  return {
+    root,
+    content,
+    images,
+    snapshotter,
+    registry,
+    executor,
+    resolveImage,
+    resolveOp: (session) => (vertex) => {
+      const op = vertex.op;
+      switch (op.kind) {
+        case "source":
+          if (op.identifier.startsWith("docker-image://")) return createImageSourceRunner({ content, registry, snapshotter }, vertex);
+          if (op.identifier.startsWith("local://")) return createLocalSourceRunner({ snapshotter, session, stateDir: execState }, vertex);
+          throw new KilnError("KILN_UNSUPPORTED_SOURCE", `Cannot run source "${op.identifier}": kiln does not support this kind of source yet`);
+        case "exec":
+          return createExecRunner({ snapshotter, executor, stateDir: execState, cacheMounts }, vertex);
+        case "file":
+          return createFileRunner({ snapshotter }, vertex);
+        case "merge":
+        case "diff":
+          throw new KilnError("KILN_UNSUPPORTED_OP", `Cannot run a ${op.kind} op: not implemented yet`);
+        default:
+          return assertNever(op, "op");
+      }
+    },
+    layers: (ref) => layerSources(snapshotter, ref.id),
+    close: async () => {},
+  };
+}
+
+/** The overlay snapshotter where overlay mounts here, else the copying one. */
+async function openSnapshotter(dir: string, kind: "overlay" | "native"): Promise<Snapshotter> {
+  if (kind === "native") return createNativeSnapshotter(join(dir, "native"));
+  return createOverlaySnapshotter(join(dir, "overlay"));
 }

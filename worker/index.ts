@@ -1,0 +1,15 @@
+export { ContentError, ContentStore } from "./content/content-store.js";
+export type { IngestOptions, StoredBlob } from "./content/content-store.js";
+export { LocalImages } from "./content/image-index.js";
+export type { NamedImage } from "./content/image-index.js";
+export { ExecError } from "./executor/errors.js";
+export type { Executor, ProcessSpec } from "./executor/types.js";
+export {
+  familiarReference, formatReference, isIndexMediaType, isLoopbackDomain, isManifestMediaType, layerCompression, MediaTypes,
+  parseReference, ReferenceError, withDigest,
+} from "./oci/index.js";
+export type { Descriptor, ImageIndex, LayerCompression, Manifest, Reference } from "./oci/index.js";
+export { RegistryClient, RegistryError } from "./registry/index.js";
+export type { ActiveSnapshot, LayerBlob, LayerSource, SnapshotId, SnapshotInfo, SnapshotMount, Snapshotter } from "./snapshotter/types.js";
+export { createWorker } from "./worker.js";
+export type { BuildSession, ResolvedImage, ResolveImageOptions, Worker, WorkerOptions } from "./worker.js";
