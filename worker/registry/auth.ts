@@ -67,7 +67,17 @@ export class RegistryAuth {
    * there is nothing more to send (no credentials for a Basic registry, an unknown scheme).
    * Throws a RegistryError when the token server refuses or fails.
    */
-  async respondToChallenge(host: string, scope: string, header: string | null, signal?: AbortSignal): Promise<boolean> {
+  async respondToChallenge(
+    host: string,
+    scope: string,
+    header: string | null,
+    options: { readonly sent?: string | undefined; readonly signal?: AbortSignal } = {},
+  ): Promise<boolean> {
+    const signal = options.signal;
+    // A request sent before a parallel one fetched a token meets the same challenge: the token
+    // that request got answers it, without asking the token server again.
+    const current = await this.authorization(host, scope);
+    if (current !== undefined && current !== options.sent) return true;
     const challenges = parseAuthenticate(header ?? "");
     const bearer = challenges.find((c) => c.scheme === "bearer");
     const basic = challenges.find((c) => c.scheme === "basic");

@@ -255,7 +255,7 @@ export class RegistryClient {
         challenged = true;
         const header = response.headers.get("www-authenticate");
         await response.body?.cancel();
-        if (await this.#auth.respondToChallenge(ref.domain, scope, header, signal)) continue;
+        if (await this.#auth.respondToChallenge(ref.domain, scope, header, { sent: authorization, ...(signal === undefined ? {} : { signal }) })) continue;
         throw new RegistryError(
           "KILN_REGISTRY_UNAUTHORIZED",
           `Cannot fetch ${what}: the registry "${ref.domain}" requires authentication and kiln has no credentials for it; add them to ~/.docker/config.json ("auths")`,
