@@ -9,7 +9,10 @@ export {
   parseReference, ReferenceError, withDigest,
 } from "./oci/index.js";
 export type { Descriptor, ImageIndex, LayerCompression, Manifest, Reference } from "./oci/index.js";
-export { RegistryClient, RegistryError } from "./registry/index.js";
+export { pushImage, RegistryClient, RegistryError } from "./registry/index.js";
+export type { BlobPushOutcome, PushImageOptions, PushResult } from "./registry/index.js";
 export type { ActiveSnapshot, LayerBlob, LayerSource, SnapshotId, SnapshotInfo, SnapshotMount, Snapshotter } from "./snapshotter/types.js";
+export { snapshotUsage } from "./snapshotter/usage.js";
 export { createWorker } from "./worker.js";
 export type { BuildSession, ResolvedImage, ResolveImageOptions, Worker, WorkerOptions } from "./worker.js";
+export type { SecretSource, SshSource } from "./ops/exec-secrets.js";

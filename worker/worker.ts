@@ -11,12 +11,15 @@ import { createImageResolver } from "./images/resolve-image.js";
 import type { Descriptor, Manifest } from "./oci/index.js";
 import { CacheMounts } from "./ops/exec-mounts.js";
 import { createExecRunner } from "./ops/exec-op.js";
+import type { SecretSource, SshSource } from "./ops/exec-secrets.js";
 import { createFileRunner } from "./ops/file-op.js";
 import { createImageSourceRunner } from "./ops/source-image.js";
 import { createLocalSourceRunner } from "./ops/source-local.js";
+import { recoverStaleState } from "./recovery.js";
 import { RegistryClient } from "./registry/client.js";
 import { createNativeSnapshotter } from "./snapshotter/native.js";
 import { createOverlaySnapshotter } from "./snapshotter/overlay.js";
+import { probeOverlay } from "./snapshotter/overlay-probe.js";
 import type { LayerSource, Snapshotter } from "./snapshotter/types.js";
 
 /** An image found by name, pinned to the manifest digest for the requested platform. */
@@ -41,14 +44,21 @@ export interface ResolveImageOptions {
 /** What a build gives the worker beyond the Definition: the directories behind `local://NAME` sources. */
 export interface BuildSession {
   readonly localDirs: Readonly<Record<string, string>>;
+  /** Secrets by id for `RUN --mount=type=secret` (never in a layer, the history, a cache key or a log). */
+  readonly secrets?: Readonly<Record<string, SecretSource>>;
+  /** SSH agents by id for `RUN --mount=type=ssh`. */
+  readonly ssh?: Readonly<Record<string, SshSource>>;
 }
 
 /** How a worker is set up. */
 export interface WorkerOptions {
   /** The state root: content/, snapshots/, executor/ live below it. */
   readonly root: string;
-  /** `overlay` (default, falls back to `native` when overlay cannot mount here) or `native`. */
-  readonly snapshotter?: "overlay" | "native";
+  /**
+   * `auto` (default): overlay when a probe mount under the state root works, else `native` (see
+   * `overlayUnavailable`); `overlay` or `native`: that one, no probe.
+   */
+  readonly snapshotter?: "auto" | "overlay" | "native";
   /** Registries (host[:port]) reached over plain HTTP though not on loopback. */
   readonly insecureRegistries?: readonly string[];
 }
@@ -63,6 +73,8 @@ export interface Worker {
   readonly content: ContentStore;
   readonly images: LocalImages;
   readonly snapshotter: Snapshotter;
+  /** Why `auto` chose the native snapshotter (the overlay probe's error); absent when it did not. */
+  readonly overlayUnavailable?: string;
   readonly registry: RegistryClient;
   readonly executor: Executor;
   /** Finds an image by name (local store first, then its registry) and pins it by digest. */
@@ -81,7 +93,9 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   await mkdir(root, { recursive: true, mode: 0o711 });
   const content = await ContentStore.open(join(root, "content"));
   const images = new LocalImages(content.root);
-  const snapshotter = await openSnapshotter(join(root, "snapshots"), options.snapshotter ?? "overlay");
+  // Before anything new is made: clean up after kiln processes that died mid-build on this root.
+  await recoverStaleState(root);
+  const { snapshotter, overlayUnavailable } = await openSnapshotter(join(root, "snapshots"), options.snapshotter ?? "auto");
   const registry = new RegistryClient({ insecure: [...(options.insecureRegistries ?? [])] });
   const executor = createRuncExecutor({ stateDir: join(root, "executor") });
   const resolveImage = createImageResolver({ content, images, registry });
@@ -93,6 +107,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     content,
     images,
     snapshotter,
+    ...(overlayUnavailable === undefined ? {} : { overlayUnavailable }),
     registry,
     executor,
     resolveImage,
@@ -104,7 +119,11 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
           if (op.identifier.startsWith("local://")) return createLocalSourceRunner({ snapshotter, session, stateDir: execState }, vertex);
           throw new KilnError("KILN_UNSUPPORTED_SOURCE", `Cannot run source "${op.identifier}": kiln does not support this kind of source yet`);
         case "exec":
-          return createExecRunner({ snapshotter, executor, stateDir: execState, cacheMounts }, vertex);
+          return createExecRunner({
+            snapshotter, executor, stateDir: execState, cacheMounts,
+            ...(session.secrets === undefined ? {} : { secrets: session.secrets }),
+            ...(session.ssh === undefined ? {} : { ssh: session.ssh }),
+          }, vertex);
         case "file":
           return createFileRunner({ snapshotter }, vertex);
         case "merge":
@@ -119,8 +138,19 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   };
 }
 
-/** The overlay snapshotter where overlay mounts here, else the copying one. */
-async function openSnapshotter(dir: string, kind: "overlay" | "native"): Promise<Snapshotter> {
-  if (kind === "native") return createNativeSnapshotter(join(dir, "native"));
-  return createOverlaySnapshotter(join(dir, "overlay"));
+/** The overlay snapshotter where overlay mounts here (probed once, for `auto`), else the copying one. */
+async function openSnapshotter(dir: string, kind: "auto" | "overlay" | "native"): Promise<{ snapshotter: Snapshotter; overlayUnavailable?: string }> {
+  switch (kind) {
+    case "native":
+      return { snapshotter: await createNativeSnapshotter(join(dir, "native")) };
+    case "overlay":
+      return { snapshotter: await createOverlaySnapshotter(join(dir, "overlay")) };
+    case "auto": {
+      const probe = await probeOverlay(join(dir, "overlay"));
+      if (probe.ok) return { snapshotter: await createOverlaySnapshotter(join(dir, "overlay")) };
+      return { snapshotter: await createNativeSnapshotter(join(dir, "native")), overlayUnavailable: probe.reason };
+    }
+    default:
+      return assertNever(kind, "snapshotter");
+  }
 }

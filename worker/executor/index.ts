@@ -1,7 +1,6 @@
 export { ExecError, ExecSetupError, EXEC_ERROR_TAIL_LINES } from "./errors.js";
 export { DEFAULT_HOSTNAME, generateHosts } from "./hosts.js";
 export { generateResolvConf, readHostResolvConf } from "./resolv-conf.js";
-export { cleanAbsolute, resolveInRoot, splitPath } from "./root-path.js";
 export { lookupId, primaryGid, resolveRootfsUser, UserResolveError } from "./rootfs-user.js";
 export type { ResolvedUser } from "./rootfs-user.js";
 export { createRuncExecutor } from "./runc.js";

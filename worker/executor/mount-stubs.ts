@@ -1,6 +1,6 @@
 import { lstatSync, mkdirSync, readdirSync, rmdirSync, statSync, unlinkSync, utimesSync } from "node:fs";
 import { dirname } from "node:path";
-import { resolveInRoot, splitPath } from "./root-path.js";
+import { resolveInRoot, splitPath } from "../fs/index.js";
 
 /**
  * Mount points the runtime creates in a rootfs (an empty /etc/hosts, /proc on a scratch tree)

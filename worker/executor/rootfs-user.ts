@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { KilnError } from "../../solver/llb/index.js";
-import { resolveInRoot } from "./root-path.js";
+import { resolveInRoot } from "../fs/index.js";
 
 /** A process identity: uid, primary gid and supplementary gids. */
 export interface ResolvedUser {

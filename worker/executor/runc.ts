@@ -1,8 +1,9 @@
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { join } from "node:path";
+import { ownerAlive, ownerInName, ownerTag } from "../process-owner.js";
 import { EXEC_ERROR_TAIL_LINES, ExecError, ExecSetupError } from "./errors.js";
 import { DEFAULT_HOSTNAME, generateHosts } from "./hosts.js";
 import { ensureDirInRoot, MountStubs } from "./mount-stubs.js";
@@ -11,6 +12,7 @@ import { resolveRootfsUser } from "./rootfs-user.js";
 import { buildRuntimeSpec, nofileLimit } from "./runtime-spec.js";
 import { OutputStream, OutputTail } from "./stdio.js";
 import type { ExecMount, ExecResult, Executor, ProcessSpec, RunOptions } from "./types.js";
+import { inUserNamespace } from "../snapshotter/user-namespace.js";
 
 export interface RuncExecutorOptions {
   /** kiln's executor state: runc's `--root` lives in `STATE/runc`, bundles in `STATE/bundles/ID`. */
@@ -19,6 +21,12 @@ export interface RuncExecutorOptions {
   readonly runc?: string;
   /** The host's resolv.conf to derive from; default /etc/resolv.conf. */
   readonly hostResolvConf?: string;
+  /**
+   * Run as rootless kiln does, inside a user namespace that maps only a subordinate range: runc
+   * gets `--rootless true` (cgroup permission errors ignored) and the spec asks for no cgroup
+   * resources. Default: whether this process is in such a namespace.
+   */
+  readonly rootless?: boolean;
 }
 
 /**
@@ -31,11 +39,14 @@ export function createRuncExecutor(options: RuncExecutorOptions): Executor {
   const bundles = join(options.stateDir, "bundles");
   const binary = options.runc ?? "runc";
   const nofile = nofileLimit();
+  const rootless = options.rootless ?? inUserNamespace();
+  const globalArgs = ["--root", runcRoot, ...(rootless ? ["--rootless", "true"] : [])];
   return {
     async run(rootfs: string, process: ProcessSpec, mounts: readonly ExecMount[], runOptions: RunOptions = {}): Promise<ExecResult> {
       const signal = runOptions.signal;
       signal?.throwIfAborted();
-      const id = `kiln-${randomBytes(8).toString("hex")}`;
+      // The owner tag lets the next kiln on this root delete the container if this process dies.
+      const id = `kiln-${ownerTag()}-${randomBytes(8).toString("hex")}`;
       const bundle = join(bundles, id);
       const user = resolveRootfsUser(rootfs, process.user);
       ensureDirInRoot(rootfs, process.cwd === "" ? "/" : process.cwd);
@@ -48,9 +59,9 @@ export function createRuncExecutor(options: RuncExecutorOptions): Executor {
         const resolvConfFile = join(bundle, "resolv.conf");
         writeFileSync(hostsFile, generateHosts(hostname, process.extraHosts), { mode: 0o644 });
         writeFileSync(resolvConfFile, generateResolvConf(readHostResolvConf(options.hostResolvConf), process.network), { mode: 0o644 });
-        const spec = buildRuntimeSpec({ rootfs, process, user, hostname, hostsFile, resolvConfFile, mounts, nofile });
+        const spec = buildRuntimeSpec({ rootfs, process, user, hostname, hostsFile, resolvConfFile, mounts, nofile, rootless });
         writeFileSync(join(bundle, "config.json"), JSON.stringify(spec));
-        return await runContainer({ binary, runcRoot, bundle, id, args: process.args, runOptions });
+        return await runContainer({ binary, runcRoot, globalArgs, bundle, id, args: process.args, runOptions });
       } finally {
         rmSync(bundle, { recursive: true, force: true });
         stubs.clean();
@@ -62,6 +73,8 @@ export function createRuncExecutor(options: RuncExecutorOptions): Executor {
 interface ContainerRun {
   readonly binary: string;
   readonly runcRoot: string;
+  /** `--root` and the other global flags every runc call gets. */
+  readonly globalArgs: readonly string[];
   readonly bundle: string;
   readonly id: string;
   readonly args: readonly string[];
@@ -69,12 +82,12 @@ interface ContainerRun {
 }
 
 async function runContainer(run: ContainerRun): Promise<ExecResult> {
-  const { binary, runcRoot, bundle, id, runOptions } = run;
+  const { binary, runcRoot, globalArgs, bundle, id, runOptions } = run;
   const logFile = join(bundle, "runc-log.json");
   const tail = new OutputTail(EXEC_ERROR_TAIL_LINES);
   const stdout = new OutputStream("stdout", tail, runOptions.stdout);
   const stderr = new OutputStream("stderr", tail, runOptions.stderr);
-  const child = spawn(binary, ["--root", runcRoot, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, id], {
+  const child = spawn(binary, [...globalArgs, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, id], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout.on("data", (chunk: Buffer) => stdout.write(chunk));
@@ -84,7 +97,7 @@ async function runContainer(run: ContainerRun): Promise<ExecResult> {
   let exited = false;
   const onAbort = () => {
     aborted = true;
-    void killUntilExited(binary, runcRoot, id, () => exited);
+    void killUntilExited(binary, globalArgs, id, () => exited);
   };
   runOptions.signal?.addEventListener("abort", onAbort, { once: true });
 
@@ -97,7 +110,7 @@ async function runContainer(run: ContainerRun): Promise<ExecResult> {
   stdout.end();
   stderr.end();
 
-  if (aborted || status.code !== 0 || existsSync(join(runcRoot, id))) await runcQuiet(binary, ["--root", runcRoot, "delete", "--force", id]);
+  if (aborted || status.code !== 0 || existsSync(join(runcRoot, id))) await runcQuiet(binary, [...globalArgs, "delete", "--force", id]);
   if (aborted) throw runOptions.signal?.reason ?? new Error("The operation was aborted");
   if (status.error !== undefined) throw new ExecSetupError(`Cannot start "${binary}": ${status.error.message}`, { cause: status.error });
   const setupFailure = runcErrors(logFile);
@@ -112,9 +125,9 @@ async function runContainer(run: ContainerRun): Promise<ExecResult> {
  * Sends SIGKILL to the container until `runc run` is gone: the container may not exist yet when
  * the abort comes (runc is still creating it), so a failed kill is retried while runc runs.
  */
-async function killUntilExited(binary: string, runcRoot: string, id: string, exited: () => boolean): Promise<void> {
+async function killUntilExited(binary: string, globalArgs: readonly string[], id: string, exited: () => boolean): Promise<void> {
   while (!exited()) {
-    await runcQuiet(binary, ["--root", runcRoot, "kill", id, "KILL"]);
+    await runcQuiet(binary, [...globalArgs, "kill", id, "KILL"]);
     if (exited()) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -148,4 +161,31 @@ function runcErrors(logFile: string): string | undefined {
 function signalNameOf(number: number): string | undefined {
   for (const [name, value] of Object.entries(osConstants.signals)) if (value === number) return name;
   return undefined;
+}
+
+/**
+ * Start-up recovery: force-deletes the runc containers (and their bundles) of kiln processes that
+ * died while a RUN was running (`runc run` outlives a SIGKILLed parent, and so does the
+ * container). Containers of live processes are left alone. Returns the ids deleted.
+ */
+export async function removeStaleContainers(stateDir: string, binary = "runc"): Promise<string[]> {
+  const runcRoot = join(stateDir, "runc");
+  const removed: string[] = [];
+  for (const [dir, isContainer] of [[runcRoot, true], [join(stateDir, "bundles"), false]] as const) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const id of names) {
+      const owner = ownerInName(id);
+      if (owner === undefined || ownerAlive(owner)) continue;
+      if (isContainer) {
+        await runcQuiet(binary, ["--root", runcRoot, "delete", "--force", id]);
+        removed.push(id);
+      } else rmSync(join(dir, id), { recursive: true, force: true });
+    }
+  }
+  return removed;
 }

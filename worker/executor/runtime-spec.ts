@@ -38,6 +38,8 @@ export interface SpecInputs {
   readonly mounts: readonly ExecMount[];
   /** RLIMIT_NOFILE for the process; see `nofileLimit()`. */
   readonly nofile: number;
+  /** Inside rootless kiln's user namespace: no cgroup resources (runc cannot set them there). */
+  readonly rootless?: boolean;
 }
 
 /**
@@ -69,7 +71,9 @@ export function buildRuntimeSpec(inputs: SpecInputs): Record<string, unknown> {
     mounts: [...systemMounts(hostNetwork), ...etcMounts(inputs), ...opMounts(inputs.mounts)],
     linux: {
       namespaces,
-      resources: { devices: [{ allow: false, access: "rwm" }] },
+      // Rootless: the device cgroup cannot be set up, and the user namespace already keeps
+      // device nodes on its own mounts from being opened (only host devices runc binds work).
+      ...(inputs.rootless === true ? {} : { resources: { devices: [{ allow: false, access: "rwm" }] } }),
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
     },

@@ -3,7 +3,7 @@ import { createReadStream } from "node:fs";
 import { lstat, readlink } from "node:fs/promises";
 import type { CopyAction, Digest } from "../../solver/llb/index.js";
 import { contentChecksum } from "../checksum/index.js";
-import { resolveInRoot } from "../executor/index.js";
+import { resolveInRoot } from "../fs/index.js";
 import { resolveWildcards } from "./fs-copy.js";
 
 /**

@@ -1,7 +1,7 @@
 import { chmod, chown, cp, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { KilnError, sha256, type CacheMount, type CacheSharing } from "../../solver/llb/index.js";
-import { resolveInRoot } from "../executor/index.js";
+import { resolveInRoot } from "../fs/index.js";
 
 /** A RUN mount kiln cannot provide (a secret or ssh agent the build was not given). */
 export class ExecMountError extends KilnError {

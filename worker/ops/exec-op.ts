@@ -3,9 +3,11 @@ import { join } from "node:path";
 import { assertNever, KilnError, opCacheDigest, type ExecOp, type Mount } from "../../solver/llb/index.js";
 import type { CacheMap, OpContext, OpRunner, ResultRef, SolverVertex } from "../../solver/op.js";
 import type { ExecMount, Executor, ProcessSpec } from "../executor/index.js";
+import { ownerTag } from "../process-owner.js";
 import { mountSnapshot, unmountSnapshot } from "../snapshotter/mount.js";
 import type { ActiveSnapshot, SnapshotMount, Snapshotter } from "../snapshotter/types.js";
 import { CacheMounts, ExecMountError, selectInTree } from "./exec-mounts.js";
+import { readSecret, SecretFiles, sshSocket, type SecretSource, type SshSource } from "./exec-secrets.js";
 
 export interface ExecRunnerDeps {
   readonly snapshotter: Snapshotter;
@@ -17,6 +19,10 @@ export interface ExecRunnerDeps {
    * `private` sharing see each other's RUNs. Default: one of its own under `stateDir/cache-mounts`.
    */
   readonly cacheMounts?: CacheMounts;
+  /** The build's secrets by id (`--secret`); a secret mount with no source here is skipped, or fails when required. */
+  readonly secrets?: Readonly<Record<string, SecretSource>>;
+  /** The build's SSH agents by id (`--ssh`). */
+  readonly ssh?: Readonly<Record<string, SshSource>>;
 }
 
 /** An exec op that cannot be run as written. */
@@ -56,8 +62,8 @@ export function createExecRunner(deps: ExecRunnerDeps, vertex: SolverVertex): Op
       context.signal.throwIfAborted();
       const session = new ExecSession(deps, caches, op, inputs, context.signal);
       try {
-        const { rootfs, mounts, outputs } = await session.prepare(rootIndex);
-        await deps.executor.run(rootfs, processSpec(op), mounts, {
+        const { rootfs, mounts, outputs, env } = await session.prepare(rootIndex);
+        await deps.executor.run(rootfs, processSpec(op, env), mounts, {
           signal: context.signal,
           stdout: (data) => context.progress.log("stdout", data),
           stderr: (data) => context.progress.log("stderr", data),
@@ -79,10 +85,12 @@ export function createExecRunner(deps: ExecRunnerDeps, vertex: SolverVertex): Op
   };
 }
 
-function processSpec(op: ExecOp): ProcessSpec {
+/** The process of `op`, with `extraEnv` (secrets as env, SSH_AUTH_SOCK) added where the op does not set the name. */
+function processSpec(op: ExecOp, extraEnv: readonly string[] = []): ProcessSpec {
+  const names = new Set(op.meta.env.map((e) => e.slice(0, e.indexOf("="))));
   return {
     args: op.meta.args,
-    env: op.meta.env,
+    env: [...op.meta.env, ...extraEnv.filter((e) => !names.has(e.slice(0, e.indexOf("="))))],
     cwd: op.meta.cwd,
     user: op.meta.user,
     network: op.network,
@@ -101,6 +109,9 @@ class ExecSession {
   readonly #mounted: string[] = [];
   readonly #releases: (() => void)[] = [];
   #workDir: string | undefined;
+  #secrets: SecretFiles | undefined;
+  /** Environment the mounts add (env secrets, SSH_AUTH_SOCK). */
+  readonly #env: string[] = [];
 
   constructor(deps: ExecRunnerDeps, caches: CacheMounts, op: ExecOp, inputs: readonly ResultRef[], signal: AbortSignal) {
     this.#deps = deps;
@@ -110,10 +121,11 @@ class ExecSession {
     this.#signal = signal;
   }
 
-  async prepare(rootIndex: number): Promise<{ rootfs: string; mounts: ExecMount[]; outputs: Map<number, ActiveSnapshot> }> {
+  async prepare(rootIndex: number): Promise<{ rootfs: string; mounts: ExecMount[]; outputs: Map<number, ActiveSnapshot>; env: string[] }> {
     const execDir = join(this.#deps.stateDir, "exec");
     await mkdir(execDir, { recursive: true, mode: 0o700 });
-    this.#workDir = await mkdtemp(join(execDir, "run-"));
+    // The owner tag lets the next kiln on this root unmount and remove it if this process dies.
+    this.#workDir = await mkdtemp(join(execDir, `run-${ownerTag()}-`));
     const outputs = new Map<number, ActiveSnapshot>();
     const root = this.#op.mounts[rootIndex] as Mount & { type: "bind" };
     const rootActive = await this.#prepareActive(root.input);
@@ -127,7 +139,7 @@ class ExecSession {
       const made = await this.#execMount(mount, index, outputs);
       if (made !== undefined) mounts.push(made);
     }
-    return { rootfs, mounts, outputs };
+    return { rootfs, mounts, outputs, env: this.#env };
   }
 
   async #execMount(mount: Mount, index: number, outputs: Map<number, ActiveSnapshot>): Promise<ExecMount | undefined> {
@@ -155,15 +167,39 @@ class ExecSession {
       }
       case "tmpfs":
         return { kind: "tmpfs", target: mount.target, ...(mount.size === undefined ? {} : { size: mount.size }) };
-      case "secret":
-        if (mount.required) throw new ExecMountError(`Cannot mount secret "${mount.id}": the build was given no secret of that id`);
-        return undefined;
-      case "ssh":
-        if (mount.required) throw new ExecMountError(`Cannot mount ssh agent "${mount.id}": the build was given no ssh agent of that id`);
-        return undefined;
+      case "secret": {
+        const value = await readSecret(mount.id, this.#deps.secrets);
+        if (value === undefined) {
+          if (mount.required) throw new ExecMountError(`Cannot mount secret "${mount.id}": the build was given no secret of that id`);
+          return undefined;
+        }
+        if (mount.env !== undefined) this.#env.push(`${mount.env}=${value.toString("utf8")}`);
+        if (mount.target === undefined) return undefined;
+        const file = await (await this.#secretFiles()).write(mount, value);
+        return { kind: "bind", source: file, target: mount.target, readonly: true };
+      }
+      case "ssh": {
+        const socket = sshSocket(mount, this.#deps.ssh);
+        if (socket === undefined) {
+          if (mount.required) throw new ExecMountError(`Cannot mount ssh agent "${mount.id}": the build was given no ssh agent of that id`);
+          return undefined;
+        }
+        // As BuildKit's llb: the first forwarded agent is the RUN's SSH_AUTH_SOCK.
+        if (!this.#env.some((e) => e.startsWith("SSH_AUTH_SOCK="))) this.#env.push(`SSH_AUTH_SOCK=${mount.target}`);
+        return { kind: "bind", source: socket, target: mount.target, readonly: false };
+      }
       default:
         return assertNever(mount, "mount");
     }
+  }
+
+  /** The tmpfs for this RUN's secret files, mounted on first use and unmounted with the rest. */
+  async #secretFiles(): Promise<SecretFiles> {
+    if (this.#secrets === undefined) {
+      this.#secrets = await SecretFiles.mount(join(this.#workDir as string, "secrets"));
+      this.#mounted.push(this.#secrets.dir);
+    }
+    return this.#secrets;
   }
 
   #inputId(input: number | null): string | null {

@@ -1,7 +1,8 @@
 import { chmod, lchown, lstat, lutimes, mkdir, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Chown, MkdirAction, MkfileAction, RmAction, UserRef } from "../../solver/llb/index.js";
-import { cleanAbsolute, lookupId, primaryGid, resolveInRoot } from "../executor/index.js";
+import { lookupId, primaryGid } from "../executor/index.js";
+import { cleanAbsolute, resolveInRoot } from "../fs/index.js";
 import { FileActionError, mkdirAll, resolveWildcards, type Owner } from "./fs-copy.js";
 
 /**

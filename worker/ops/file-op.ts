@@ -3,13 +3,15 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { assertNever, KilnError, opCacheDigest, type CopyAction, type FileAction, type FileOp } from "../../solver/llb/index.js";
 import type { CacheDep, CacheMap, OpContext, OpRunner, ResultRef, SolverVertex } from "../../solver/op.js";
-import { cleanAbsolute, resolveInRoot } from "../executor/index.js";
+import { cleanAbsolute, resolveInRoot } from "../fs/index.js";
+import { ownerTag } from "../process-owner.js";
 import { mountSnapshot, unmountSnapshot } from "../snapshotter/mount.js";
 import type { SnapshotMount, Snapshotter } from "../snapshotter/types.js";
 import { applyMkdir, applyMkfile, applyRm, resolveOwner } from "./file-actions.js";
 import { compileModeChange } from "./file-mode.js";
 import { copySourceChecksum } from "./copy-checksum.js";
 import { copyPath, FileActionError, resolveWildcards } from "./fs-copy.js";
+import { closestExistingPath, CopySourceNotFoundError, existsInRoot } from "./missing-source.js";
 
 export interface FileRunnerDeps {
   readonly snapshotter: Snapshotter;
@@ -76,7 +78,7 @@ export function createFileRunner(deps: FileRunnerDeps, vertex: SolverVertex): Op
         };
         for (const action of op.actions) {
           context.signal.throwIfAborted();
-          await applyAction(root, action, sourceDir, context.signal);
+          await applyAction(root, action, sourceDir, context.signal, (index) => op.inputs[index]?.digest);
         }
         await mounts.unmountAll();
         const id = await deps.snapshotter.commit(active);
@@ -90,7 +92,13 @@ export function createFileRunner(deps: FileRunnerDeps, vertex: SolverVertex): Op
   };
 }
 
-async function applyAction(root: string, action: FileAction, sourceDir: (index: number) => Promise<string>, signal: AbortSignal): Promise<void> {
+async function applyAction(
+  root: string,
+  action: FileAction,
+  sourceDir: (index: number) => Promise<string>,
+  signal: AbortSignal,
+  inputDigest: (index: number) => string | undefined,
+): Promise<void> {
   switch (action.kind) {
     case "mkdir":
       return applyMkdir(root, action);
@@ -99,7 +107,7 @@ async function applyAction(root: string, action: FileAction, sourceDir: (index: 
     case "rm":
       return applyRm(root, action);
     case "copy":
-      return applyCopy(root, await sourceDir(action.source), action, signal);
+      return applyCopy(root, await sourceDir(action.source), action, signal, inputDigest(action.source));
     default:
       return assertNever(action, "file action");
   }
@@ -110,7 +118,7 @@ async function applyAction(root: string, action: FileAction, sourceDir: (index: 
  * with `allowWildcard` the source is a pattern and every match is copied (no match is an error
  * unless `allowEmptyWildcard`); a missing plain source is an error naming it.
  */
-async function applyCopy(root: string, srcRoot: string, action: CopyAction, signal: AbortSignal): Promise<void> {
+async function applyCopy(root: string, srcRoot: string, action: CopyAction, signal: AbortSignal, inputDigest: string | undefined): Promise<void> {
   if (action.attemptUnpack) throw new FileOpError(`Cannot copy "${action.src}": unpacking archives (ADD) is not supported yet`);
   if (!action.createDestPath) {
     const parent = dirname(resolveInRoot(root, cleanAbsolute(action.dest)));
@@ -119,6 +127,10 @@ async function applyCopy(root: string, srcRoot: string, action: CopyAction, sign
     }
   }
   const sources = action.allowWildcard ? resolveWildcards(srcRoot, action.src, action.followSymlinks) : [action.src];
+  // A plain source (no wildcard: it names itself) that is not there: say so, and which path was meant.
+  if (sources.length === 1 && sources[0] === cleanAbsolute(action.src) && !(await existsInRoot(srcRoot, action.src))) {
+    throw new CopySourceNotFoundError(action.src, { inputDigest, suggestion: await closestExistingPath(srcRoot, action.src) });
+  }
   if (sources.length === 0) {
     if (action.allowEmptyWildcard) return;
     throw new FileActionError(`Cannot copy "${action.src}": no source file or directory matches it`);
@@ -154,7 +166,7 @@ class Mounts {
   readonly #dirs: string[] = [];
 
   async mount(snapshot: SnapshotMount): Promise<string> {
-    const dir = await mkdtemp(join(tmpdir(), "kiln-file-"));
+    const dir = await mkdtemp(join(tmpdir(), `kiln-file-${ownerTag()}-`));
     try {
       mountSnapshot(snapshot, dir);
     } catch (error) {

@@ -2,7 +2,7 @@ import { constants as fsConstants, lstatSync, readdirSync, statSync, type BigInt
 import { chmod, copyFile, lchown, link, lstat, mkdir, readdir, readlink, rm, stat, symlink, lutimes } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { createPathMatcher, KilnError, type PathMatcher } from "../../solver/llb/index.js";
-import { cleanAbsolute, resolveInRoot, splitPath } from "../executor/index.js";
+import { cleanAbsolute, resolveInRoot, splitPath } from "../fs/index.js";
 import { getXattr, listXattrs, lutimesNs, mknod, setXattr } from "../syscalls.js";
 import type { ModeChange } from "./file-mode.js";
 import { containsWildcards, goMatch } from "./go-match.js";

@@ -8,7 +8,7 @@ import tarStream from "tar-stream";
 import type { Digest } from "../../solver/llb/index.js";
 import { mknod, mknodWhiteout, setXattr } from "../syscalls.js";
 import { LayerError } from "./errors.js";
-import { entryComponents, RootResolver, UnsafePathError } from "./root-path.js";
+import { entryComponents, LayerTree, UnsafePathError } from "./layer-tree.js";
 
 export interface ApplyLayerOptions {
   /** Names the layer in errors (a blob digest, usually). */
@@ -20,6 +20,11 @@ export interface ApplyLayerOptions {
   readonly whiteouts: "overlay" | "native";
   /** Mark opaque directories with `user.overlay.opaque` instead of `trusted.overlay.opaque`. */
   readonly userxattr?: boolean;
+  /**
+   * In overlay mode, the lower layers under `dir`, topmost first: parents are resolved in the
+   * merged view (a symlink in a lower is followed, a directory only in a lower is created in `dir`).
+   */
+  readonly lowerdirs?: readonly string[];
   readonly signal?: AbortSignal;
 }
 
@@ -39,8 +44,10 @@ const SMALL_FILE = 1 << 20;
  * Applies an uncompressed layer tar to `dir`: regular files, directories, symlinks, hardlinks,
  * devices and fifos with their owners, modes, mtimes and xattrs (PAX `SCHILY.xattr.*`), and the
  * whiteouts described in `options.whiteouts`. An entry that would touch anything outside `dir`
- * (see RootResolver) is refused with a LayerError naming the layer and the entry; what was
- * applied before it stays, so the caller discards the snapshot. Directory mtimes are set last,
+ * (see LayerTree) is refused with a LayerError naming the layer and the entry; what was
+ * applied before it stays, so the caller discards the snapshot. Parents resolve as containerd's
+apply does: through symlinks, wherever they live in the merged view, but inside the root (an
+absolute target restarts at the root, `..` stops there). Directory mtimes are set last,
  * after their contents stop changing them.
  *
  * Known limit: tar-stream decodes PAX values as UTF-8, so a binary xattr value that is not valid
@@ -83,7 +90,7 @@ type EntryBody = AsyncIterable<unknown>;
 
 /** One layer being written; holds what later entries need (written paths, directory times). */
 class LayerWriter {
-  private readonly resolver: RootResolver;
+  private readonly tree: LayerTree;
   /** Root-relative paths this layer created: a native opaque marker keeps them. */
   private readonly written = new Set<string>();
   private readonly dirTimes: { abs: string; mtime: Date }[] = [];
@@ -92,7 +99,11 @@ class LayerWriter {
     private readonly dir: string,
     private readonly options: ApplyLayerOptions,
   ) {
-    this.resolver = new RootResolver(dir);
+    this.tree = new LayerTree(dir, {
+      overlay: options.whiteouts === "overlay",
+      ...(options.whiteouts === "overlay" && options.lowerdirs !== undefined ? { lowers: options.lowerdirs } : {}),
+      ...(options.userxattr === undefined ? {} : { userxattr: options.userxattr }),
+    });
   }
 
   async write(header: EntryHeader, body: EntryBody): Promise<void> {
@@ -122,7 +133,7 @@ class LayerWriter {
       this.dirTimes.push({ abs: this.dir, mtime: header.mtime ?? new Date(0) });
       return;
     }
-    const parent = await this.resolver.directory(parts.slice(0, -1));
+    const parent = this.tree.directory(parts.slice(0, -1));
     if (base === OPAQUE_MARKER) {
       await drain(body);
       return this.opaque(parent);
@@ -142,7 +153,6 @@ class LayerWriter {
           await this.clear(abs);
           await mkdir(abs, { mode: 0o700 });
         }
-        this.resolver.remember(rel);
         await this.setMetadata(abs, header);
         this.dirTimes.push({ abs, mtime: header.mtime ?? new Date(0) });
         break;
@@ -158,6 +168,7 @@ class LayerWriter {
         await drain(body);
         await this.clear(abs);
         await symlink(header.linkname ?? "", abs);
+        this.tree.forget();
         await this.setMetadata(abs, header);
         break;
       }
@@ -166,12 +177,19 @@ class LayerWriter {
         const targetParts = entryComponents(header.linkname ?? "");
         const targetBase = targetParts.at(-1);
         if (targetBase === undefined) throw new UnsafePathError("it is a hardlink to the root");
-        const targetParent = await this.resolver.directory(targetParts.slice(0, -1));
+        const targetParent = this.tree.directory(targetParts.slice(0, -1));
         const target = join(targetParent.abs, targetBase);
-        const stats = await lstatOrUndefined(target);
-        if (stats === undefined) throw new LayerError("KILN_LAYER_INVALID", this.options.layerName, header.name, `Cannot apply layer "${this.options.layerName}": entry "${header.name}" is a hardlink to "${header.linkname ?? ""}", which does not exist`);
+        const found = this.tree.find(targetParent.rel, targetBase);
+        const stats = found?.stats;
+        if (found === undefined || stats === undefined) throw new LayerError("KILN_LAYER_INVALID", this.options.layerName, header.name, `Cannot apply layer "${this.options.layerName}": entry "${header.name}" is a hardlink to "${header.linkname ?? ""}", which does not exist`);
         if (stats.isDirectory()) throw new UnsafePathError(`it is a hardlink to the directory "${header.linkname ?? ""}"`);
         if (target === abs) break;
+        // A hardlink to a lower layer's file: copy it up first, as overlayfs would before linking.
+        if (found.abs !== target) {
+          if (!stats.isFile()) throw new UnsafePathError(`it is a hardlink to "${header.linkname ?? ""}", which is not a regular file`);
+          await this.clear(target);
+          this.tree.copyUp(found.abs, stats, target);
+        }
         await this.clear(abs);
         await link(target, abs);
         break;
@@ -198,11 +216,13 @@ class LayerWriter {
     const abs = join(parent.abs, name);
     await this.clear(abs);
     if (this.options.whiteouts === "overlay") mknodWhiteout(abs);
+    this.tree.forget();
   }
 
   private async opaque(parent: { abs: string; rel: string }): Promise<void> {
     if (this.options.whiteouts === "overlay") {
       setXattr(parent.abs, this.options.userxattr === true ? "user.overlay.opaque" : "trusted.overlay.opaque", Buffer.from("y"));
+      this.tree.forget();
       return;
     }
     for (const name of await readdir(parent.abs)) {
@@ -215,7 +235,7 @@ class LayerWriter {
   private async clear(abs: string): Promise<void> {
     const existing = await lstatOrUndefined(abs);
     if (existing === undefined) return;
-    if (existing.isDirectory()) this.resolver.forget();
+    if (existing.isDirectory()) this.tree.forget();
     await rm(abs, { recursive: true, force: true });
   }
 

@@ -7,5 +7,6 @@ export { createOverlaySnapshotter } from "./overlay.js";
 export type { OverlaySnapshotterOptions } from "./overlay.js";
 export type { ActiveSnapshot, CommitOptions, LayerBlob, LayerSource, SnapshotId, SnapshotInfo, SnapshotMount, Snapshotter } from "./types.js";
 export { chainIdOf, unpackImage } from "./unpack.js";
+export { snapshotUsage } from "./usage.js";
 export type { UnpackOptions } from "./unpack.js";
 export { inUserNamespace } from "./user-namespace.js";

@@ -2,6 +2,7 @@ import { mkdtemp, rmdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assertNever } from "../../solver/llb/index.js";
+import { ownerTag } from "../process-owner.js";
 import { mount, MountFlags, mountOverlay, SyscallError, unmount } from "../syscalls.js";
 import type { SnapshotMount } from "./types.js";
 
@@ -52,7 +53,7 @@ export function unmountSnapshot(target: string): void {
  * removes the directory afterwards, whether `fn` resolves or throws.
  */
 export async function withMountedSnapshot<T>(snapshot: SnapshotMount, fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), "kiln-mnt-"));
+  const dir = await mkdtemp(join(tmpdir(), `kiln-mnt-${ownerTag()}-`));
   try {
     mountSnapshot(snapshot, dir);
   } catch (error) {

@@ -15,6 +15,7 @@ const ID_PATTERN = /^[0-9a-f]{32}$/;
  * root/snapshots/<id>/work   overlay's workdir, while active
  * root/meta/<id>.json        its SnapshotInfo
  * root/chains/<hex>          the id of the committed snapshot unpacked for chain id sha256:<hex>
+ * root/active/<id>           the owner tag (worker/process-owner.ts) of a snapshot being written
  * root/empty                 an empty directory (the view of "no snapshot")
  * ```
  *
@@ -30,7 +31,7 @@ export class SnapshotStore {
   }
 
   static async open(root: string): Promise<SnapshotStore> {
-    for (const dir of ["snapshots", "meta", "chains", "empty"]) await mkdir(join(root, dir), { recursive: true });
+    for (const dir of ["snapshots", "meta", "chains", "empty", "active"]) await mkdir(join(root, dir), { recursive: true });
     return new SnapshotStore(root);
   }
 
@@ -137,6 +138,32 @@ export class SnapshotStore {
   async setBlob(id: SnapshotId, blob: LayerBlob): Promise<void> {
     const info = await this.readCommitted(id, "set the layer blob of");
     await this.write({ ...info, blob });
+  }
+
+  /**
+   * Marks `id` as written by the process `owner` until `clearActive`: a small index of the
+   * snapshots in flight, so that start-up recovery reads a handful of files, not every record.
+   */
+  async markActive(id: SnapshotId, owner: string): Promise<void> {
+    await writeAtomic(join(this.root, "active", checkId(id)), owner);
+  }
+
+  async clearActive(id: SnapshotId): Promise<void> {
+    await rm(join(this.root, "active", checkId(id)), { force: true });
+  }
+
+  /** The snapshots marked active, with their owner tags. */
+  async listActive(): Promise<{ readonly id: SnapshotId; readonly owner: string }[]> {
+    const marks: { id: SnapshotId; owner: string }[] = [];
+    for (const name of await readdir(join(this.root, "active"))) {
+      if (!ID_PATTERN.test(name)) continue;
+      try {
+        marks.push({ id: name, owner: (await readFile(join(this.root, "active", name), "utf8")).trim() });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
+    return marks;
   }
 
   private metaPath(id: SnapshotId): string {

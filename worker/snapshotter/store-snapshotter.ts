@@ -1,4 +1,5 @@
 import { mkdir, rm } from "node:fs/promises";
+import { ownerAlive, ownerTag } from "../process-owner.js";
 import { SnapshotError } from "./errors.js";
 import type { SnapshotStore } from "./snapshot-store.js";
 import type { ActiveSnapshot, CommitOptions, SnapshotId, SnapshotInfo, SnapshotMount, Snapshotter } from "./types.js";
@@ -35,12 +36,15 @@ export function createStoreSnapshotter(store: SnapshotStore, layout: SnapshotLay
       const parents = await parentsOf(parent);
       const id = store.newId();
       const info: SnapshotInfo = { id, parent, kind: "active", created: Date.now() };
+      // Marked before anything exists, so a SIGKILL at any point leaves a mark recovery follows.
+      await store.markActive(id, ownerTag());
       await mkdir(store.dir(id), { recursive: true });
       try {
         await layout.populate(id, parents);
         await store.write(info);
       } catch (error) {
         await rm(store.dir(id), { recursive: true, force: true });
+        await store.clearActive(id);
         throw error;
       }
       return { id, parent, upperdir: store.fsDir(id), mount: layout.activeMount(id, parents) } satisfies ActiveSnapshot;
@@ -58,6 +62,7 @@ export function createStoreSnapshotter(store: SnapshotStore, layout: SnapshotLay
       };
       await store.write(committed);
       if (options.chainId !== undefined) await store.recordChain(options.chainId, active.id);
+      await store.clearActive(active.id);
       return active.id;
     },
 
@@ -66,6 +71,7 @@ export function createStoreSnapshotter(store: SnapshotStore, layout: SnapshotLay
       if (info?.kind === "committed") throw new SnapshotError("KILN_SNAPSHOT_STATE", `Cannot abort snapshot "${active.id}": it is already committed`);
       await store.deleteRecord(active.id);
       await rm(store.dir(active.id), { recursive: true, force: true });
+      await store.clearActive(active.id);
     },
 
     async view(id) {
@@ -97,4 +103,25 @@ export function createStoreSnapshotter(store: SnapshotStore, layout: SnapshotLay
       await rm(store.dir(id), { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Start-up recovery: discards the active snapshots of processes that died (SIGKILL, power loss)
+ * before committing or aborting them. A mark whose snapshot was committed just before the crash
+ * is only cleared. The caller must first unmount whatever used those snapshots (their exec
+ * mounts), or the removal would pull directories from under a live overlay. Returns the ids removed.
+ */
+export async function removeStaleActiveSnapshots(store: SnapshotStore): Promise<SnapshotId[]> {
+  const removed: SnapshotId[] = [];
+  for (const { id, owner } of await store.listActive()) {
+    if (ownerAlive(owner)) continue;
+    const info = await store.tryRead(id);
+    if (info?.kind !== "committed") {
+      await store.deleteRecord(id);
+      await rm(store.dir(id), { recursive: true, force: true });
+      removed.push(id);
+    }
+    await store.clearActive(id);
+  }
+  return removed;
 }

@@ -1,4 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { describe, expect, test } from "vitest";
@@ -93,6 +93,20 @@ describe.each(["overlay", "native"] as const)("unpackImage() with %s snapshots",
     const img = await image(content, [{ entries: [{ name: "../../escape", content: "x" }], compression: "gzip" }]);
     await expect(unpackImage({ snapshotter, content, ...img })).rejects.toMatchObject({ code: "KILN_LAYER_UNSAFE_ENTRY" });
     expect(await snapshotCount(root)).toBe(0);
+  });
+
+  test("writes through a lower layer's absolute symlink where the merged tree has it (var/run -> /run)", async () => {
+    const { snapshotter, content } = await setup(kind);
+    const img = await image(content, [
+      { entries: [{ name: "run/", type: "directory" }, { name: "var/", type: "directory" }, { name: "var/run", type: "symlink", linkname: "/run" }], compression: "gzip" },
+      { entries: [{ name: "var/run/app.pid", content: "42" }], compression: "gzip" },
+    ]);
+    const top = await unpackImage({ snapshotter, content, ...img });
+    await withMountedSnapshot(await snapshotter.view(top), async (dir) => {
+      expect(await readFile(join(dir, "run/app.pid"), "utf8")).toBe("42");
+      // Seen from the host, the link would lead to the host's /run: check it is still the link.
+      expect(await readlink(join(dir, "var/run"))).toBe("/run");
+    });
   });
 
   test("two concurrent unpacks of one image both give a complete snapshot chain", async () => {

@@ -57,6 +57,7 @@ export async function unpackImage(options: UnpackOptions): Promise<SnapshotId | 
         layerName: descriptor.digest,
         whiteouts: snapshotter.kind === "overlay" ? "overlay" : "native",
         userxattr,
+        ...(active.mount.kind === "overlay" ? { lowerdirs: active.mount.lowerdirs } : {}),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
       if (applied.diffId !== diffId) {

@@ -95,6 +95,15 @@ function run(command: string, args: readonly string[], options: { cwd?: string; 
   });
 }
 
+/** useradd/usermod/userdel, retried while another test holds the lock on /etc/passwd (test/features/rootless.test.ts). */
+async function accounts(command: string, args: readonly string[]): Promise<{ code: number | null; output: string }> {
+  for (let attempt = 0; ; attempt++) {
+    const result = await run(command, args);
+    if (result.code === 0 || !/lock/i.test(result.output) || attempt >= 20) return result;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 // Defined, not skipped, in each run: the suite refuses to start unless it is root (test/harness/system.ts).
 if (!INNER) describe("in a user namespace", () => {
   test("the overlay snapshotter, applyLayer and the differ pass their user-namespace tests as an ordinary user", async () => {
@@ -102,10 +111,10 @@ if (!INNER) describe("in a user namespace", () => {
     // which `unshare --map-auto` maps (through the setuid newuidmap) below the user's own root.
     let created = false;
     if ((await run("id", [TEST_USER])).code !== 0) {
-      const added = await run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER]);
+      const added = await accounts("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER]);
       expect(added.code, added.output).toBe(0);
       if ((await run("grep", [`^${TEST_USER}:`, "/etc/subuid"])).code !== 0) {
-        await run("usermod", ["--add-subuids", "200000-265535", "--add-subgids", "200000-265535", TEST_USER]);
+        await accounts("usermod", ["--add-subuids", "200000-265535", "--add-subgids", "200000-265535", TEST_USER]);
       }
       created = true;
     }
@@ -120,7 +129,7 @@ if (!INNER) describe("in a user namespace", () => {
       expect(result.output).toMatch(/Tests\s+.*2 passed/);
       expect(result.code, result.output).toBe(0);
     } finally {
-      if (created) await run("userdel", [TEST_USER]);
+      if (created) await accounts("userdel", [TEST_USER]);
     }
   });
 });
