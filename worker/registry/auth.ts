@@ -85,7 +85,8 @@ export class RegistryAuth {
       const scheme: HostScheme = { kind: "bearer", realm: bearer.params["realm"], service: bearer.params["service"] };
       this.#schemes.set(host, scheme);
       // The registry names the scope it wants (it may be wider than ours, e.g. pull,push); ask for both.
-      const scopes = [...new Set([scope, ...(bearer.params["scope"]?.split(" ") ?? [])])].filter((s) => s !== "");
+      // `scope` may hold several, space-separated (a cross-repository mount needs push here and pull there).
+      const scopes = [...new Set([...scope.split(" "), ...(bearer.params["scope"]?.split(" ") ?? [])])].filter((s) => s !== "");
       // Requests that run in parallel (layer downloads) and meet the same challenge share one token request.
       const key = tokenKey(host, scope);
       let pending = this.#pending.get(key);
@@ -170,6 +171,11 @@ export class RegistryAuth {
 /** The `repository:PATH:pull` scope of a repository (Distribution token spec). */
 export function pullScope(path: string): string {
   return `repository:${path}:pull`;
+}
+
+/** The `repository:PATH:pull,push` scope a push to a repository needs (Distribution token spec). */
+export function pushScope(path: string): string {
+  return `repository:${path}:pull,push`;
 }
 
 function tokenKey(host: string, scope: string): string {

@@ -54,6 +54,24 @@ export interface ResolvedManifest {
   readonly indexMediaType?: string;
 }
 
+/** One request of a multi-request protocol (see RegistryClient.request). */
+export interface RegistryRequest {
+  readonly method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** A path below `/v2/<name>/` (`blobs/uploads/`) or an absolute URL (an upload's `Location`). */
+  readonly url: string;
+  /** The token scope(s) the request needs, space-separated (`repository:a/b:pull,push`). */
+  readonly scope: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Opens the body afresh for each send (a 401 makes the client send again). */
+  readonly body?: () => Buffer | Readable;
+  /** What is being done, for messages: `blob "sha256:…" to "host/repo"`. */
+  readonly what: string;
+  /** The verb for messages (`push`); default `fetch`. */
+  readonly verb?: string;
+  /** Non-2xx statuses that are answers, not errors (404 for a HEAD that asks whether a blob exists). */
+  readonly accept?: readonly number[];
+}
+
 export interface PullBlobOptions {
   readonly signal?: AbortSignal;
   /** Bytes received so far for this blob (restarts from 0 when an attempt is retried). */
@@ -223,6 +241,46 @@ export class RegistryClient {
     }, this.#retryOptions(options.signal));
   }
 
+  /** The retry policy this client uses, for callers that drive multi-request protocols (push). */
+  get retryPolicy(): RetryPolicy {
+    return this.#retry;
+  }
+
+  /**
+   * One authenticated request of any method to `ref`'s repository, for protocols built on top of
+   * the client (push: HEAD, POST, PATCH, PUT). `url` is a path below `/v2/<name>/` or an absolute
+   * URL (an upload's `Location`). Auth is as for pulls, with `scope` (several space-separated
+   * scopes allowed); on 401 the challenge is answered once and the request repeated, so `body` is
+   * an opener called once per send. A send that makes no progress (no response headers, no body
+   * bytes taken) for the client's timeout fails as a retryable error. Not retried here: callers
+   * wrap whole protocol steps in `withRetries`. Resolves with the response when its status is 2xx
+   * or listed in `accept` (the caller reads or cancels its body); throws RegistryError otherwise.
+   */
+  async request(ref: Reference, request: RegistryRequest, signal?: AbortSignal): Promise<Response> {
+    const url = /^https?:\/\//.test(request.url) ? request.url : `${this.baseUrl(ref.domain)}${ref.path}/${request.url}`;
+    const verb = request.verb ?? "fetch";
+    let challenged = false;
+    for (;;) {
+      const authorization = await this.#auth.authorization(ref.domain, request.scope);
+      const headers: Record<string, string> = { "user-agent": this.#userAgent, ...request.headers };
+      if (authorization !== undefined) headers["authorization"] = authorization;
+      const response = await this.#send(url, request.method, headers, request.body?.(), request.what, verb, signal);
+      if (response.status === 401 && !challenged) {
+        challenged = true;
+        const header = response.headers.get("www-authenticate");
+        await response.body?.cancel();
+        if (await this.#auth.respondToChallenge(ref.domain, request.scope, header, { sent: authorization, ...(signal === undefined ? {} : { signal }) })) continue;
+        throw new RegistryError(
+          "KILN_REGISTRY_UNAUTHORIZED",
+          `Cannot ${verb} ${request.what}: the registry "${ref.domain}" requires authentication and kiln has no credentials for it; add them to ~/.docker/config.json ("auths")`,
+          { status: 401, url },
+        );
+      }
+      if (response.ok || request.accept?.includes(response.status) === true) return response;
+      throw await errorFromResponse(response, request.what, url, verb);
+    }
+  }
+
   /** The base URL of a registry's API: HTTPS, or HTTP for loopback and insecure hosts. */
   baseUrl(domain: string): string {
     const host = domain === "docker.io" ? "registry-1.docker.io" : domain;
@@ -289,6 +347,44 @@ export class RegistryClient {
         throw new RegistryError("KILN_REGISTRY_UNREACHABLE", `Cannot fetch ${what} from "${url}": no response within ${this.#timeoutMs} ms`, { retryable: true, url, cause: error });
       }
       throw errorFromNetwork(error, what, url);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** fetch with a body; the deadline restarts whenever the body makes progress, so big uploads are not cut off. */
+  async #send(url: string, method: string, headers: Record<string, string>, body: Buffer | Readable | undefined, what: string, verb: string, signal: AbortSignal | undefined): Promise<Response> {
+    const deadline = new AbortController();
+    let timer = setTimeout(() => deadline.abort(), this.#timeoutMs);
+    const progress = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => deadline.abort(), this.#timeoutMs);
+    };
+    let sent: RequestInit["body"];
+    if (body instanceof Readable) {
+      // undici takes an async iterable as a streamed body (with `duplex: "half"`).
+      sent = (async function* () {
+        for await (const chunk of body as AsyncIterable<Uint8Array>) {
+          progress();
+          yield chunk;
+        }
+      })() as unknown as RequestInit["body"];
+    } else sent = body;
+    try {
+      return await fetch(url, {
+        method,
+        headers,
+        redirect: "follow",
+        ...(sent === undefined ? {} : { body: sent, duplex: "half" }),
+        signal: signal === undefined ? deadline.signal : AbortSignal.any([signal, deadline.signal]),
+      } as RequestInit);
+    } catch (error) {
+      if (body instanceof Readable) body.destroy();
+      if (signal?.aborted === true) throw signal.reason;
+      if (deadline.signal.aborted) {
+        throw new RegistryError("KILN_REGISTRY_UNREACHABLE", `Cannot ${verb} ${what} ${verb === "fetch" ? "from" : "to"} "${url}": no progress for ${this.#timeoutMs} ms`, { retryable: true, url, cause: error });
+      }
+      throw errorFromNetwork(error, what, url, verb);
     } finally {
       clearTimeout(timer);
     }

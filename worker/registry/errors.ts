@@ -56,19 +56,20 @@ export function isRetryableStatus(status: number): boolean {
 /**
  * The error for a non-2xx response. `what` says what was asked for (`manifest "repo:tag"`); the
  * registry's diagnostics are parsed from the body when it is the spec's JSON and quoted in the message.
+ * `verb` says what was being done (`fetch`, `push`), for the message.
  */
-export async function errorFromResponse(response: Response, what: string, url: string): Promise<RegistryError> {
+export async function errorFromResponse(response: Response, what: string, url: string, verb = "fetch"): Promise<RegistryError> {
   const diagnostics = await readDiagnostics(response);
   const status = response.status;
   const said = diagnostics.length === 0 ? "" : `: ${diagnostics.map((d) => `${d.code}: ${d.message}`).join("; ")}`;
   const options: RegistryErrorOptions = { status, diagnostics, retryable: isRetryableStatus(status), url };
   if (status === 401 || status === 403) {
-    return new RegistryError("KILN_REGISTRY_UNAUTHORIZED", `Cannot fetch ${what}: the registry refused access (HTTP ${status})${said}`, options);
+    return new RegistryError("KILN_REGISTRY_UNAUTHORIZED", `Cannot ${verb} ${what}: the registry refused access (HTTP ${status})${said}`, options);
   }
   if (status === 404) {
-    return new RegistryError("KILN_REGISTRY_NOT_FOUND", `Cannot fetch ${what}: the registry has no such content (HTTP 404)${said}`, options);
+    return new RegistryError("KILN_REGISTRY_NOT_FOUND", `Cannot ${verb} ${what}: the registry has no such content (HTTP 404)${said}`, options);
   }
-  return new RegistryError("KILN_REGISTRY_REQUEST_FAILED", `Cannot fetch ${what}: the registry answered HTTP ${status}${said}`, options);
+  return new RegistryError("KILN_REGISTRY_REQUEST_FAILED", `Cannot ${verb} ${what}: the registry answered HTTP ${status}${said}`, options);
 }
 
 /**
@@ -76,11 +77,11 @@ export async function errorFromResponse(response: Response, what: string, url: s
  * timeout. Resets and timeouts are retryable; a refused connection or an unknown host is too,
  * since registries restart and DNS flaps, but the retry budget keeps it bounded.
  */
-export function errorFromNetwork(error: unknown, what: string, url: string): RegistryError {
+export function errorFromNetwork(error: unknown, what: string, url: string, verb = "fetch"): RegistryError {
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
   const code = (cause as NodeJS.ErrnoException | undefined)?.code;
   const reason = code === undefined ? (cause instanceof Error ? cause.message : String(cause)) : `${code}${cause instanceof Error && cause.message !== "" ? ` (${cause.message})` : ""}`;
-  return new RegistryError("KILN_REGISTRY_UNREACHABLE", `Cannot fetch ${what} from "${url}": ${reason}`, { retryable: true, url, cause: error });
+  return new RegistryError("KILN_REGISTRY_UNREACHABLE", `Cannot ${verb} ${what} ${verb === "fetch" ? "from" : "to"} "${url}": ${reason}`, { retryable: true, url, cause: error });
 }
 
 async function readDiagnostics(response: Response): Promise<readonly RegistryDiagnostic[]> {

@@ -1,7 +1,7 @@
-export { pullScope, parseAuthenticate, RegistryAuth } from "./auth.js";
+export { pullScope, pushScope, parseAuthenticate, RegistryAuth } from "./auth.js";
 export type { AuthChallenge, RegistryAuthOptions } from "./auth.js";
 export { RegistryClient } from "./client.js";
-export type { FetchedManifest, PullBlobOptions, RegistryClientOptions, ResolvedManifest } from "./client.js";
+export type { FetchedManifest, PullBlobOptions, RegistryClientOptions, RegistryRequest, ResolvedManifest } from "./client.js";
 export { chainCredentials, dockerConfigCredentials, normalizeRegistryHost, staticCredentials } from "./credentials.js";
 export type { CredentialLookup, Credentials, DockerConfigOptions } from "./credentials.js";
 export { isRetryableRegistryError, isRetryableStatus, RegistryError } from "./errors.js";
@@ -12,3 +12,5 @@ export { ManifestFormatError, parseManifestDocument, PlatformNotFoundError, sele
 export type { ManifestDocument } from "./resolve.js";
 export { backoffDelay, DEFAULT_RETRY_POLICY, withRetries } from "./retry.js";
 export type { RetryOptions, RetryPolicy } from "./retry.js";
+export { pushImage } from "./push.js";
+export type { BlobPushOutcome, PushImageOptions, PushResult } from "./push.js";
