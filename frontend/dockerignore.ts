@@ -47,3 +47,21 @@ export function parseDockerignore(source: SourceFile): IgnorePattern[] {
 export function dockerignoreMatcher(patterns: readonly IgnorePattern[]): PathMatcher {
   return createPathMatcher(patterns.map((p) => p.pattern));
 }
+
+/**
+ * The pattern that decides that `path` (relative to the context, no leading "/") is excluded:
+ * the last one whose addition turned the verdict to "excluded" (with last-match-wins, the one a
+ * person should edit). Undefined when the patterns do not exclude `path`.
+ */
+export function excludingPattern(patterns: readonly IgnorePattern[], path: string): IgnorePattern | undefined {
+  const clean = cleanPath(path).replace(/^\/+/u, "");
+  if (!dockerignoreMatcher(patterns).excludes(clean)) return undefined;
+  let decided: IgnorePattern | undefined;
+  let excluded = false;
+  for (let i = 0; i < patterns.length; i++) {
+    const now = dockerignoreMatcher(patterns.slice(0, i + 1)).excludes(clean);
+    if (now && !excluded) decided = patterns[i];
+    excluded = now;
+  }
+  return decided;
+}

@@ -14,7 +14,9 @@ export type {
 } from "./instructions/types.js";
 export { ShellWords, ShellWordsError } from "./shell-words.js";
 export type { ExpandedWord, ShellEnv, ShellWordsOptions } from "./shell-words.js";
-export { dockerignoreMatcher, parseDockerignore } from "./dockerignore.js";
+export { dockerignoreMatcher, excludingPattern, parseDockerignore } from "./dockerignore.js";
 export type { IgnorePattern } from "./dockerignore.js";
 export { lowerDockerfile } from "./lower/index.js";
+export { contextKey } from "./named-contexts.js";
+export type { NamedContext } from "./named-contexts.js";
 export type { BuildWarning, ImageResolver, LoweredBuild, LowerOptions } from "./lower/options.js";

@@ -11,6 +11,8 @@ export interface ResolvedImage {
 
 /** What every lowering step may read: the Dockerfile, the expander, global args, lowered stages. */
 export interface LowerContext {
+  /** The stage being lowered: its name, or its index when unnamed (tags its vertices as `kiln.stage`). */
+  readonly stage?: string;
   readonly source: SourceFile;
   readonly info: SourceInfo;
   readonly shell: ShellWords;

@@ -123,7 +123,7 @@ export function lowerCopy(ctx: LowerContext, state: StageState, instruction: Cop
     text = instruction.original;
   }
   const step = nextStepName(state, uppercaseKeyword(text));
-  const options = vertexOptions(step.name, instruction.original, { source: ctx.info, range: instruction.range });
+  const options = vertexOptions(step.name, instruction.original, { source: ctx.info, range: instruction.range, stage: ctx.stage });
   let tree: Output;
   if (instruction.link && chmod === undefined && state.tree !== null) {
     const layer = file(null, actions, state.platform, options);

@@ -1,5 +1,6 @@
 import { file, marshal, normalizePlatform, parsePlatform, source, type ImageConfig, type Output, type Platform, type Tree } from "../../solver/llb/index.js";
 import { globalArgs, predefinedArgs } from "../build-args.js";
+import { syntaxChecks } from "../checks.js";
 import { parseCheckDirective } from "../directives.js";
 import type { Dockerfile } from "../dockerfile.js";
 import { dockerignoreMatcher, parseDockerignore } from "../dockerignore.js";
@@ -8,6 +9,7 @@ import { parseInstruction } from "../instructions/parse-instruction.js";
 import type { Instruction } from "../instructions/types.js";
 import { nodeFromLine } from "../parser.js";
 import { ShellWords } from "../shell-words.js";
+import { findNamedContext, namedContexts, type NamedContexts } from "../named-contexts.js";
 import { reachableStages, resolveFromReference, resolveTarget, stageDependencies, type ResolvedStage } from "../stages.js";
 import { imageKey, type LowerContext, type ResolvedImage } from "./context.js";
 import { lowerCopy } from "./copy.js";
@@ -33,9 +35,11 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
   const warnings: BuildWarning[] = dockerfile.parseWarnings.map((w) => ({
     rule: w.rule, message: "Empty continuation line", ranges: [w.range], url: "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/",
   }));
+  warnings.push(...syntaxChecks(dockerfile));
   const lastName = dockerfile.stages[dockerfile.stages.length - 1]?.from.name ?? "";
   const predefined = predefinedArgs(targetPlatform, normalizePlatform(options.buildPlatform), options.target ?? lastName, buildArgs);
   const scope = globalArgs(dockerfile.metaArgs, predefined, buildArgs, shell, src);
+  const contexts = namedContexts(options.namedContexts);
 
   const stages: ResolvedStage[] = [];
   for (const stage of dockerfile.stages) {
@@ -50,11 +54,20 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
     }
     if (image === "") throw new FrontendError("KILN_FROM_EMPTY", `Cannot use FROM "${from.image}": it expands to an empty image name`, { ranges: [from.range], source: src });
     const earlier = stages.find((s) => s.name !== undefined && s.name === image.toLowerCase());
-    const base: ResolvedStage["base"] = image === "scratch" ? { kind: "scratch" } : earlier !== undefined ? { kind: "stage", index: earlier.stage.index } : { kind: "image", ref: image };
-    stages.push({ stage, ...(from.name === undefined ? {} : { name: from.name }), base, ...(platform === undefined ? {} : { platform }) });
+    // A named context with the stage's name replaces the stage; one with the image's name, the image.
+    const override = from.name === undefined ? undefined : findNamedContext(contexts, from.name);
+    const named = override ?? (image === "scratch" || earlier !== undefined ? undefined : findNamedContext(contexts, image));
+    const base: ResolvedStage["base"] =
+      named !== undefined ? (named.kind === "local" ? { kind: "context", name: named.name } : { kind: "image", ref: named.ref })
+      : image === "scratch" ? { kind: "scratch" }
+      : earlier !== undefined ? { kind: "stage", index: earlier.stage.index }
+      : { kind: "image", ref: image };
+    stages.push({
+      stage, ...(from.name === undefined ? {} : { name: from.name }), base, ...(platform === undefined ? {} : { platform }), ...(override === undefined ? {} : { replaced: true }),
+    });
   }
   const target = resolveTarget(stages, options.target);
-  const reachable = reachableStages(stages, target, src);
+  const reachable = reachableStages(stages, target, src, contexts);
 
   const platforms = new Map<number, Platform>();
   for (const index of reachable) {
@@ -71,7 +84,7 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
     platforms.set(index, platform);
   }
 
-  const images = await resolveImages(stages, reachable, platforms, options, src);
+  const images = await resolveImages(stages, reachable, platforms, options, src, contexts);
 
   const patterns = options.dockerignore === undefined ? [] : parseDockerignore(options.dockerignore);
   if (patterns.length > 0) dockerignoreMatcher(patterns);
@@ -85,6 +98,15 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
       { metadata: { name: "[internal] load build context" } },
     );
     return context;
+  };
+  const localContexts = new Map<string, Output>();
+  const localContext = (name: string): Output => {
+    let tree = localContexts.get(name);
+    if (tree === undefined) {
+      tree = source(`local://${name}`, { sharedkeyhint: name }, undefined, { metadata: { name: `[context ${name}] load from client` } });
+      localContexts.set(name, tree);
+    }
+    return tree;
   };
   const finals = new Map<number, StageState>();
   const imageSource = (ref: string, platform: Platform): Output => {
@@ -100,6 +122,7 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
     const stage = resolved.stage;
     const platform = platforms.get(index) ?? targetPlatform;
     const ctx: LowerContext = {
+      stage: resolved.name ?? String(index),
       source: src,
       info: src.toSourceInfo(),
       shell,
@@ -111,8 +134,9 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
       stageTree: (i) => finals.get(i)?.tree,
       image: (ref, p) => images.get(imageKey(ref, p)),
       mountSource: (from, p) => {
-        const ref = resolveFromReference(stages, index, from, stage.from.range, src);
+        const ref = resolveFromReference(stages, index, from, stage.from.range, src, contexts);
         if (ref.kind === "image") return imageSource(ref.ref, p);
+        if (ref.kind === "context") return localContext(ref.name);
         const done = finals.get(ref.index);
         if (done === undefined) throw new FrontendError("KILN_FRONTEND_INTERNAL", `Cannot use stage "${from}": it was not lowered`);
         return asOutput(done.tree, done.platform);
@@ -122,10 +146,14 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
     let triggers: Instruction[] = [];
     let state: StageState;
     const displayName = single ? "" : (resolved.name ?? `stage-${index}`);
-    const counted = stage.instructions.filter((i) => i.kind === "run" || i.kind === "copy" || i.kind === "add" || i.kind === "workdir").length;
+    const counted = resolved.replaced === true ? 0 : stage.instructions.filter((i) => i.kind === "run" || i.kind === "copy" || i.kind === "add" || i.kind === "workdir").length;
     switch (resolved.base.kind) {
       case "scratch":
         state = initialState(displayName, null, platform, { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: "/" }, [], counted);
+        break;
+      case "context":
+        // A named local context: its files are the stage's tree, with scratch's config (BuildKit gives it no image config).
+        state = initialState(displayName, localContext(resolved.base.name), platform, { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: "/" }, [], counted);
         break;
       case "stage": {
         const base = finals.get(resolved.base.index) as StageState;
@@ -148,12 +176,12 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
         const total = 1 + counted + triggers.filter((i) => i.kind === "run" || i.kind === "copy" || i.kind === "add" || i.kind === "workdir").length;
         state = initialState(displayName, null, platform, config, image.spec.history ?? [], total);
         const step = nextStepName(state, `FROM ${image.ref}`);
-        const tree = source(`docker-image://${image.ref}`, {}, platform, vertexOptions(step.name, stage.from.original, { source: ctx.info, range: stage.from.range }));
+        const tree = source(`docker-image://${image.ref}`, {}, platform, vertexOptions(step.name, stage.from.original, { source: ctx.info, range: stage.from.range, stage: ctx.stage }));
         state = { ...step.state, tree };
         break;
       }
     }
-    for (const instruction of [...triggers, ...stage.instructions]) {
+    for (const instruction of resolved.replaced === true ? [] : [...triggers, ...stage.instructions]) {
       try {
         state = lowerInstruction(ctx, state, instruction);
       } catch (error) {
@@ -165,7 +193,8 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
 
   const result = finals.get(target) as StageState;
   const definition = marshal(result.tree);
-  return { definition, image: { platform: targetPlatform, config: result.config, history: result.history }, warnings: applyChecks(dockerfile, warnings) };
+  const checked = applyChecks(dockerfile, warnings, options.checks ?? "apply");
+  return { definition, image: { platform: targetPlatform, config: result.config, history: result.history }, warnings: checked.warnings, checkFailed: checked.failed };
 }
 
 function lowerInstruction(ctx: LowerContext, state: StageState, instruction: Instruction): StageState {
@@ -199,13 +228,14 @@ async function resolveImages(
   platforms: ReadonlyMap<number, Platform>,
   options: LowerOptions,
   src: Dockerfile["source"],
+  contexts: NamedContexts,
 ): Promise<Map<string, ResolvedImage>> {
   const wanted = new Map<string, { ref: string; platform: Platform; range: ResolvedStage["stage"]["from"]["range"] }>();
   for (const index of reachable) {
     const stage = stages[index] as ResolvedStage;
     const platform = platforms.get(index) as Platform;
     if (stage.base.kind === "image") wanted.set(imageKey(stage.base.ref, platform), { ref: stage.base.ref, platform, range: stage.stage.from.range });
-    for (const dep of stageDependencies(stages, index, src)) {
+    for (const dep of stageDependencies(stages, index, src, contexts)) {
       if (dep.kind === "image" && !wanted.has(imageKey(dep.ref, platform))) wanted.set(imageKey(dep.ref, platform), { ref: dep.ref, platform, range: stage.stage.from.range });
     }
   }
@@ -222,12 +252,16 @@ async function resolveImages(
   return new Map(entries);
 }
 
-/** Applies `# check=skip=…;error=true`: drops skipped rules, and with error=true turns findings into an error. */
-function applyChecks(dockerfile: Dockerfile, warnings: readonly BuildWarning[]): BuildWarning[] {
+/**
+ * Applies `# check=skip=…;error=true`: drops skipped rules, and with error=true turns findings
+ * into an error (thrown in "apply" mode; reported as `failed` in "report" mode, for `--check`).
+ */
+function applyChecks(dockerfile: Dockerfile, warnings: readonly BuildWarning[], mode: "apply" | "report"): { warnings: BuildWarning[]; failed: boolean } {
   const directive = dockerfile.directives.find((d) => d.name === "check");
-  if (directive === undefined) return [...warnings];
+  if (directive === undefined) return { warnings: [...warnings], failed: false };
   const check = parseCheckDirective(directive.value);
   const kept = check.skip.includes("all") ? [] : warnings.filter((w) => !check.skip.includes(w.rule));
+  if (check.error && kept.length > 0 && mode === "report") return { warnings: kept, failed: true };
   if (check.error && kept.length > 0) {
     const first = kept[0] as BuildWarning;
     throw new FrontendError("KILN_CHECK_FAILED", `Cannot build: the build check "${first.rule}" failed (${first.message})`, {
@@ -236,5 +270,5 @@ function applyChecks(dockerfile: Dockerfile, warnings: readonly BuildWarning[]):
       hint: `Fix the Dockerfile or skip the rule with "# check=skip=${first.rule}"`,
     });
   }
-  return kept;
+  return { warnings: kept, failed: false };
 }

@@ -1,4 +1,5 @@
 import type { Definition, ImageMetadata, ImageSpec, Platform, SourceRange } from "../../solver/llb/index.js";
+import type { NamedContext } from "../named-contexts.js";
 import type { SourceFile } from "../source-file.js";
 
 /**
@@ -22,9 +23,19 @@ export interface LowerOptions {
   readonly resolveImage: ImageResolver;
   /** The local source name of the build context; default "context". */
   readonly contextName?: string;
+  /**
+   * Named build contexts (`--build-context NAME=…`) by name: a FROM image, stage name or `--from`
+   * value with that name (compared in familiar image form) resolves to the context instead.
+   */
+  readonly namedContexts?: Readonly<Record<string, NamedContext>>;
   /** The .dockerignore of the context, if it has one. */
   readonly dockerignore?: SourceFile;
   readonly signal?: AbortSignal;
+  /**
+   * "apply" (default): with `# check=error=true` a finding fails lowering (KILN_CHECK_FAILED);
+   * "report": it does not, and `checkFailed` says so (`kiln build --check`).
+   */
+  readonly checks?: "apply" | "report";
 }
 
 /** A build check finding (BuildKit's rule names), with where it applies. */
@@ -40,4 +51,6 @@ export interface LoweredBuild {
   readonly definition: Definition;
   readonly image: ImageMetadata;
   readonly warnings: readonly BuildWarning[];
+  /** The findings are errors (`# check=error=true`) and there are some: only in "report" mode. */
+  readonly checkFailed?: boolean;
 }

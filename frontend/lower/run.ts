@@ -70,7 +70,7 @@ export function lowerRun(ctx: LowerContext, state: StageState, run: RunInstructi
       security,
       platform: state.platform,
     },
-    vertexOptions(step.name, run.original, { source: ctx.info, range: run.range }),
+    vertexOptions(step.name, run.original, { source: ctx.info, range: run.range, stage: ctx.stage }),
   );
   const root = outputs[0] ?? null;
   return withHistory({ ...step.state, tree: root }, `RUN ${runCommandString(fullArgs, state)} # buildkit`, false);

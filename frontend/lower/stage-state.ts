@@ -76,10 +76,24 @@ export function uppercaseKeyword(text: string): string {
   return space === -1 ? text.toUpperCase() : text.slice(0, space).toUpperCase() + text.slice(space);
 }
 
-/** Vertex options for an op made by one instruction: its progress name, command description and range. */
-export function vertexOptions(name: string, original: string, location: { readonly source: SourceLocation["source"]; readonly range: SourceRange }): VertexOptions {
+/**
+ * Vertex options for an op made by one instruction: its progress name, command description and range.
+ * `stage` (the stage's name, or its index when unnamed) is recorded as `description["kiln.stage"]`,
+ * so a caller can find a stage's vertices (`--no-cache-filter`); metadata is never part of a digest.
+ */
+export function vertexOptions(
+  name: string,
+  original: string,
+  location: { readonly source: SourceLocation["source"]; readonly range: SourceRange; readonly stage?: string | undefined },
+): VertexOptions {
   return {
-    metadata: { name, description: { "com.docker.dockerfile.v1.command": original } },
+    metadata: {
+      name,
+      description: {
+        "com.docker.dockerfile.v1.command": original,
+        ...(location.stage === undefined ? {} : { "kiln.stage": location.stage }),
+      },
+    },
     locations: [{ source: location.source, ranges: [location.range] }],
   };
 }

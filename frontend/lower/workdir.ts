@@ -9,14 +9,7 @@ import { envMap, nextStepName, uppercaseKeyword, vertexOptions, withHistory, typ
 export function lowerWorkdir(ctx: LowerContext, state: StageState, instruction: WorkdirInstruction): StageState {
   const env = envMap(state);
   const path = ctx.shell.expandWord(instruction.path, env).value;
-  if (!path.startsWith("/")) {
-    ctx.warn({
-      rule: "WorkdirRelativePath",
-      message: `Relative workdir "${path}" can have unexpected results if the base image changes`,
-      ranges: [instruction.range],
-      url: "https://docs.docker.com/go/dockerfile/rule/workdir-relative-path/",
-    });
-  }
+  // WorkdirRelativePath is reported by checks.ts, only for a stage's first WORKDIR, as BuildKit does.
   const wd = resolveWorkdir(state.config.WorkingDir ?? "/", path);
   let next: StageState = { ...state, workdir: wd, config: { ...state.config, WorkingDir: wd } };
   if (wd === "/") return withHistory(next, `WORKDIR ${wd}`, false);
@@ -28,7 +21,7 @@ export function lowerWorkdir(ctx: LowerContext, state: StageState, instruction: 
   }
   const step = nextStepName(next, uppercaseKeyword(text));
   const owner = state.config.User !== undefined && state.config.User !== "" ? parseChown(state.config.User) : null;
-  const tree = file(state.tree, [{ kind: "mkdir", path: wd, mode: 0o755, makeParents: true, owner }], state.platform, vertexOptions(step.name, instruction.original, { source: ctx.info, range: instruction.range }));
+  const tree = file(state.tree, [{ kind: "mkdir", path: wd, mode: 0o755, makeParents: true, owner }], state.platform, vertexOptions(step.name, instruction.original, { source: ctx.info, range: instruction.range, stage: ctx.stage }));
   next = { ...step.state, tree };
   return withHistory(next, `WORKDIR ${wd}`, false);
 }
