@@ -14,6 +14,11 @@ export interface CacheRecord {
   readonly created: number;
   readonly lastUsed: number;
   readonly vertexName?: string;
+  /**
+   * What kind of step made it, as `kiln du` shows it: the op kind (`exec`, `file`, `merge`,
+   * `diff`) or, for sources, `source.` and the identifier's scheme (`source.docker-image`).
+   */
+  readonly type?: string;
   /** What the key was computed from, so a later miss can say what changed. */
   readonly keyInputs?: CacheKeyInputs;
   /**
@@ -187,9 +192,11 @@ function parseRecord(text: string, key: Digest): CacheRecord | undefined {
   }
   if (typeof v["created"] !== "number" || typeof v["lastUsed"] !== "number") return undefined;
   const vertexName = v["vertexName"];
+  const type = v["type"];
   const canonicalKey = v["canonicalKey"];
   const keyInputs = v["keyInputs"];
   if (vertexName !== undefined && typeof vertexName !== "string") return undefined;
+  if (type !== undefined && typeof type !== "string") return undefined;
   if (canonicalKey !== undefined && (typeof canonicalKey !== "string" || !isDigest(canonicalKey))) return undefined;
   if (keyInputs !== undefined && !isKeyInputs(keyInputs)) return undefined;
   return {
@@ -197,6 +204,7 @@ function parseRecord(text: string, key: Digest): CacheRecord | undefined {
     created: v["created"],
     lastUsed: v["lastUsed"],
     ...(vertexName === undefined ? {} : { vertexName }),
+    ...(type === undefined ? {} : { type }),
     ...(canonicalKey === undefined ? {} : { canonicalKey }),
     ...(keyInputs === undefined ? {} : { keyInputs }),
   };

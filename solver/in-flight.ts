@@ -94,8 +94,13 @@ export class InFlightRuns<T> {
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {
         shared.waiters.delete(waiter);
-        if (shared.waiters.size === 0) shared.controller.abort(waiter.signal.reason);
-        reject(waiter.signal.reason);
+        if (shared.waiters.size === 0) {
+          shared.controller.abort(waiter.signal.reason);
+          // This waiter cancelled the run: report only once the run has wound down (its
+          // container killed and removed), so a cancelled build leaves nothing running.
+          const settled = (): void => reject(waiter.signal.reason);
+          shared.promise.then(settled, settled);
+        } else reject(waiter.signal.reason);
       };
       waiter.signal.addEventListener("abort", onAbort, { once: true });
       shared.promise.then(

@@ -377,6 +377,8 @@ class Solve {
         const results = await this.#state.inFlight.run(info.key, waiter, (shared) =>
           this.#state.queue.add(
             async () => {
+              // A task cancelled while it waited in the queue ends here, without running.
+              shared.signal.throwIfAborted();
               shared.started();
               const out = await runner.run(inputs, { signal: shared.signal, progress: shared.progress });
               // A run that returns after cancellation may be half-done: never record it.
@@ -386,7 +388,8 @@ class Solve {
               shared.completed();
               return out;
             },
-            { signal: shared.signal },
+            // No queue signal: p-queue would reject a running task at once on abort, before its
+            // runner has killed its container and unmounted; the runner sees shared.signal itself.
           ),
         );
         this.#status.set(digest, "ran");
@@ -402,7 +405,9 @@ class Solve {
 
   async #record(planned: PlannedVertex, info: KeyInfo, results: readonly ResultRef[]): Promise<void> {
     const now = Date.now();
-    const record: CacheRecord = { results, created: now, lastUsed: now, vertexName: planned.name, keyInputs: info.inputs };
+    const op = planned.vertex.op;
+    const type = op.kind === "source" ? `source.${op.identifier.split("://")[0] ?? "unknown"}` : op.kind;
+    const record: CacheRecord = { results, created: now, lastUsed: now, vertexName: planned.name, type, keyInputs: info.inputs };
     await this.#state.store.record(info.key, record);
     if (info.aliasKey !== undefined) await this.#state.store.record(info.aliasKey, { ...record, canonicalKey: info.key });
   }
