@@ -1,25 +1,35 @@
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import {
-  buildImage, storeImage, writeDockerArchive, writeOciLayout, type BuiltImage,
-} from "../exporter/index.js";
-import { createSourceFile, lowerDockerfile, parseDockerfile, type SourceFile } from "../frontend/index.js";
-import { createSolver, openCacheStore, reportVertex, type ProgressEvent, type ProgressSink, type Solver } from "../solver/index.js";
-import { defaultPlatform, KilnError, sha256, type Digest, type ImageSpec } from "../solver/llb/index.js";
+import { createSourceFile, lowerDockerfile, parseDockerfile, type LoweredBuild, type SourceFile } from "../frontend/index.js";
+import { createSolver, openCacheStore, type CacheStore, type ProgressEvent, type ProgressSink, type Solver } from "../solver/index.js";
+import { defaultPlatform, KilnError, type Digest, type ImageSpec } from "../solver/llb/index.js";
 import { createWorker, type Worker } from "../worker/index.js";
+import { collectGarbage } from "./cache/cache-gc.js";
+import { withNoCacheFilter } from "./cache/no-cache-filter.js";
+import { BuildLogWriter, newBuildId } from "./build-logs.js";
 import { EventChannel } from "./event-channel.js";
+import { BlobLocations, exportResult } from "./export-outputs.js";
+import { explainMissingSource } from "./missing-source.js";
+import { frontendContexts, localContextDirs } from "./named-contexts.js";
 import { resolveBuildOptions, type BuildOptions, type BuildRequest } from "./options/build-request.js";
+import { forceNetwork } from "./options/force-network.js";
 import type { OutputSpec } from "./options/output.js";
 import { defaultStateRoot } from "./state-root.js";
 
 export type { BuildOptions, BuildRequest } from "./options/build-request.js";
 export type { ProgressEvent } from "../solver/index.js";
+export type { LoweredBuild } from "../frontend/index.js";
 
 /** Where an engine keeps its state. */
 export interface EngineOptions {
   /** The state root; default /var/lib/kiln for root, ~/.local/share/kiln otherwise. */
   readonly root?: string;
+  /** `auto` (default: overlay where a probe mount works, else native), `overlay` or `native`. */
+  readonly snapshotter?: SnapshotterChoice;
 }
+
+/** Which snapshotter the worker uses (`--snapshotter`). */
+export type SnapshotterChoice = "auto" | "overlay" | "native";
 
 /** What a finished build produced. */
 export interface BuildResult {
@@ -31,29 +41,56 @@ export interface BuildResult {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-/** A running build: its result, and its progress as an async iterable that ends with the build. */
-export interface BuildHandle {
+/**
+ * A running build: its result, and its progress as an async iterable that ends with the build.
+ * The handle itself is both: `await build(o)` is the result, `for await (const e of build(o))`
+ * the events (iterate the events once: they are not replayed).
+ */
+export interface BuildHandle extends PromiseLike<BuildResult>, AsyncIterable<ProgressEvent> {
+  /** The build's id: `kiln logs ID` shows every step's full output. */
+  readonly id: string;
   readonly result: Promise<BuildResult>;
   readonly events: AsyncIterable<ProgressEvent>;
 }
 
+/** What runs builds: an engine in this process, or a daemon over its socket (cli/daemon/client.ts). */
+export interface BuildService {
+  /** Starts a build; `id` names its logs (default: a new id). */
+  build(options: BuildOptions, signal?: AbortSignal, id?: string): BuildHandle;
+  close(): Promise<void>;
+}
+
 /** An engine: one worker and one solver over a state root, shared by the builds it runs. */
-export interface Engine {
+export interface Engine extends BuildService {
   readonly root: string;
   readonly worker: Worker;
-  build(options: BuildOptions, signal?: AbortSignal): BuildHandle;
+  /** The persistent cache store (`kiln du`, `kiln prune`). */
+  readonly cache: CacheStore;
+  /** Only the frontend's part of a build: the Definition and image metadata (`kiln debug dump-llb`). */
+  lower(options: BuildOptions, signal?: AbortSignal): Promise<LoweredBuild>;
   close(): Promise<void>;
 }
 
 /** Opens the state root and wires worker, solver and exporters: kiln's one composition root. */
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   const root = options.root ?? defaultStateRoot();
-  const worker = await createWorker({ root });
-  const solver = createSolver({ cacheStore: await openCacheStore(join(root, "cache")) });
+  const worker = await createWorker({ root, ...(options.snapshotter === undefined ? {} : { snapshotter: options.snapshotter }) });
+  const cache = await openCacheStore(join(root, "cache"));
+  const solver = createSolver({ cacheStore: cache });
   return {
     root,
     worker,
-    build: (buildOptions, signal) => startBuild(worker, solver, resolveBuildOptions(buildOptions), signal),
+    cache,
+    build: (buildOptions, signal, id) => {
+      const handle = startBuild(worker, solver, resolveBuildOptions(buildOptions), signal, new BuildLogWriter(join(root, "logs"), id ?? newBuildId()));
+      // The default garbage collection (cli/cache/cache-gc.ts) after a successful build; best effort.
+      const result = handle.result.then(async (built) => {
+        await collectGarbage(root, cache, worker.snapshotter).catch(() => undefined);
+        return built;
+      });
+      return buildHandle(handle.id, result, handle.events);
+    },
+    lower: (buildOptions, signal) => lowerRequest(worker, resolveBuildOptions(buildOptions), () => {}, signal ?? new AbortController().signal),
     close: () => worker.close(),
   };
 }
@@ -64,10 +101,11 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
  */
 export function build(options: BuildOptions & EngineOptions & { readonly signal?: AbortSignal }): BuildHandle {
   const events = new EventChannel<ProgressEvent>();
+  const id = newBuildId();
   const result = (async () => {
     const engine = await createEngine(options.root === undefined ? {} : { root: options.root });
     try {
-      const handle = engine.build(options, options.signal);
+      const handle = engine.build(options, options.signal, id);
       const forwarding = (async () => {
         for await (const event of handle.events) events.push(event);
       })();
@@ -82,21 +120,45 @@ export function build(options: BuildOptions & EngineOptions & { readonly signal?
     () => events.close(),
     () => events.close(),
   );
-  return { result, events };
+  return buildHandle(id, result, events);
 }
 
-function startBuild(worker: Worker, solver: Solver, request: BuildRequest, signal: AbortSignal | undefined): BuildHandle {
+/** The handle over a result and its events (see BuildHandle). */
+export function buildHandle(id: string, result: Promise<BuildResult>, events: AsyncIterable<ProgressEvent>): BuildHandle {
+  return {
+    id,
+    result,
+    events,
+    then: (onFulfilled, onRejected) => result.then(onFulfilled, onRejected),
+    [Symbol.asyncIterator]: () => events[Symbol.asyncIterator](),
+  };
+}
+
+function startBuild(worker: Worker, solver: Solver, request: BuildRequest, signal: AbortSignal | undefined, logs: BuildLogWriter): BuildHandle {
   const events = new EventChannel<ProgressEvent>();
-  const sink: ProgressSink = (event) => events.push(event);
-  const result = runBuild(worker, solver, request, sink, signal ?? new AbortController().signal);
+  const sink: ProgressSink = (event) => {
+    logs.push(event);
+    events.push(event);
+  };
+  const result = runBuild(worker, solver, request, sink, signal ?? new AbortController().signal).then(
+    async (built) => {
+      await logs.finish(undefined).catch(() => {});
+      return { ...built, metadata: { ...built.metadata, "kiln.build.ref": logs.id } };
+    },
+    async (error: unknown) => {
+      await logs.finish(error).catch(() => {});
+      throw error;
+    },
+  );
   result.then(
     () => events.close(),
     () => events.close(),
   );
-  return { result, events };
+  return buildHandle(logs.id, result, events);
 }
 
-async function runBuild(worker: Worker, solver: Solver, request: BuildRequest, sink: ProgressSink, signal: AbortSignal): Promise<BuildResult> {
+/** Reads and lowers the request's Dockerfile, with the request's labels and network applied. */
+async function lowerRequest(worker: Worker, request: BuildRequest, sink: ProgressSink, signal: AbortSignal): Promise<LoweredBuild> {
   const source = await readSource(request.dockerfile, basename(request.dockerfile));
   const dockerignore = await readDockerignore(request);
   const dockerfile = parseDockerfile(source);
@@ -107,68 +169,53 @@ async function runBuild(worker: Worker, solver: Solver, request: BuildRequest, s
     buildPlatform: defaultPlatform(),
     resolveImage: (ref, o) => worker.resolveImage(ref, { platform: o.platform, signal, pull: request.pull ? "always" : "missing" }),
     ...(dockerignore === undefined ? {} : { dockerignore }),
+    namedContexts: await frontendContexts(worker, request.buildContexts, signal),
+    checks: request.check ? "report" : "apply",
     signal,
   });
   for (const w of lowered.warnings) {
     sink({ type: "warning", rule: w.rule, message: w.message, locations: [{ source: source.toSourceInfo(), ranges: w.ranges }], time: Date.now() });
   }
-  const solved = await solver.solve(lowered.definition, {
-    resolveOp: worker.resolveOp({ localDirs: { context: request.contextDir } }),
+  const labelled = Object.keys(request.labels).length === 0 ? lowered.image : {
+    ...lowered.image,
+    config: { ...lowered.image.config, Labels: { ...lowered.image.config.Labels, ...request.labels } },
+  };
+  return { ...lowered, definition: forceNetwork(lowered.definition, request.network), image: labelled };
+}
+
+async function runBuild(worker: Worker, solver: Solver, request: BuildRequest, sink: ProgressSink, signal: AbortSignal): Promise<BuildResult> {
+  // Where base images came from: a push to the same registry mounts their blobs instead of uploading them.
+  const locations = new BlobLocations();
+  const lowered = await lowerRequest({ ...worker, resolveImage: locations.recording(worker.resolveImage) }, request, sink, signal);
+  if (request.check) {
+    // `--check`: the findings went out as warning events; nothing is built.
+    if (lowered.checkFailed === true) throw new KilnError("KILN_CHECK_FAILED", `Build checks failed: ${lowered.warnings.length} finding(s) are errors ("# check=error=true")`);
+    return { digest: undefined, config: undefined, outputs: [], metadata: {} };
+  }
+  const localDirs = localContextDirs(request.contextDir, request.buildContexts);
+  const solved = await solver.solve(withNoCacheFilter(lowered.definition, request.noCacheFilter), {
+    resolveOp: worker.resolveOp({ localDirs, secrets: request.secrets, ssh: request.ssh }),
     signal,
     onEvent: sink,
     noCache: request.noCache,
     isAlive: (ref) => worker.snapshotter.exists(ref.id),
+  }).catch(async (error: unknown) => {
+    throw await explainMissingSource(error, { definition: lowered.definition, localDirs, dockerignore: () => readDockerignore(request) });
   });
 
-  const imageOutputs = request.outputs;
-  const wantsImage = imageOutputs.length > 0 || request.tags.length > 0;
-  if (!wantsImage) return { digest: undefined, config: undefined, outputs: [], metadata: {} };
-
-  const layers = solved.ref === null ? [] : await worker.layers(solved.ref);
-  // A docker archive carries Docker's media types, as BuildKit's docker exporter writes them.
-  const ociMediaTypes = !imageOutputs.some((o) => o.type === "docker");
-  const built: BuiltImage = await reportVertex(sink, sha256("kiln:export:image"), "exporting layers and image config", () =>
-    buildImage({
-      ociMediaTypes,
-      layers,
-      image: lowered.image,
-      content: worker.content,
-      onLayerBlob: (snapshot, blob) => worker.snapshotter.setBlob(snapshot, blob),
-      signal,
-      onEvent: sink,
-    }),
-  );
-  const metadata: Record<string, string> = {
-    "containerimage.digest": built.manifest.digest,
-    "containerimage.config.digest": built.config.digest,
-  };
-  for (const output of imageOutputs) {
-    await writeOutput(worker, built, output, sink, signal);
-  }
-  const names = [...request.tags, ...imageOutputs.flatMap((o) => (o.type === "image" ? o.names : []))];
-  if (names.length > 0) {
-    await reportVertex(sink, sha256(`kiln:export:names:${names.join(",")}`), `naming to ${names.join(", ")}`, () => storeImage(built, worker.images, names));
-    metadata["image.name"] = names.join(",");
-  }
-  return { digest: built.manifest.digest, config: built.spec, outputs: request.outputs, metadata };
-}
-
-async function writeOutput(worker: Worker, image: BuiltImage, output: OutputSpec, sink: ProgressSink, signal: AbortSignal): Promise<void> {
-  switch (output.type) {
-    case "oci":
-      await reportVertex(sink, sha256(`kiln:export:oci:${output.dest}`), `exporting to oci image format ${output.dest}`, () =>
-        writeOciLayout(image, worker.content, { dest: output.dest, tar: output.tar, names: output.names, signal }),
-      );
-      return;
-    case "docker":
-      await reportVertex(sink, sha256(`kiln:export:docker:${output.dest}`), `exporting to docker image format ${output.dest}`, () =>
-        writeDockerArchive(image, worker.content, { dest: output.dest, names: output.names, signal }),
-      );
-      return;
-    case "image":
-      if (output.push) throw new KilnError("KILN_UNSUPPORTED", "Cannot push: registry push is not implemented yet");
-      return;
-  }
+  const exported = await exportResult({
+    worker,
+    ref: solved.ref,
+    image: lowered.image,
+    outputs: request.outputs,
+    tags: request.tags,
+    push: request.push,
+    locations,
+    stdout: process.stdout,
+    sink,
+    signal,
+  });
+  return { digest: exported.digest, config: exported.config, outputs: request.outputs, metadata: exported.metadata };
 }
 
 async function readSource(path: string, name: string): Promise<SourceFile> {

@@ -1,15 +1,24 @@
 import { readFileSync } from "node:fs";
 import { isKilnError } from "../solver/llb/index.js";
 import { createEngine, type Engine } from "./api.js";
+import { parseSnapshotter, type EngineOverrides } from "./options/snapshotter.js";
 import { buildHelp, runBuild } from "./commands/build.js";
 import type { CommandContext } from "./commands/command.js";
 import { imagesHelp, runImages } from "./commands/images.js";
 import { importHelp, runImport } from "./commands/import.js";
+import { loadHelp, runLoad } from "./commands/load.js";
+import { rmiHelp, runRmi } from "./commands/rmi.js";
+import { debugHelp, runDebug } from "./commands/debug.js";
+import { duHelp, runDu } from "./commands/du.js";
+import { pruneHelp, runPrune } from "./commands/prune.js";
+import { logsHelp, runLogs } from "./commands/logs.js";
+import { runServe, serveHelp } from "./commands/serve.js";
 import { UsageError } from "./options/usage-error.js";
 import { renderError } from "./render/error.js";
 import { defaultStateRoot } from "./state-root.js";
+import { needsRootlessReexec, reexecRootless } from "../worker/rootless/index.js";
 
-const HELP = `Usage: kiln [--root DIR] [--debug] COMMAND
+const HELP = `Usage: kiln [--root DIR] [--addr ADDR] [--debug] COMMAND
 
 A Dockerfile build engine.
 
@@ -17,21 +26,38 @@ Commands:
   build     Build an image from a Dockerfile
   images    List images in the local image store
   import    Make an image from a root filesystem
+  load      Load images from an OCI or docker archive into the local image store
+  rmi       Remove names from the local image store
+  logs      Show the full output of recent builds' steps
+  serve     Run as a daemon that builds for clients on a unix socket
+  debug     Inspect a build without running it (dump-llb)
+  du        Show what the build cache uses on disk
+  prune     Remove build cache
   version   Print kiln's version
 
 Global options:
   --root DIR   State root (default: /var/lib/kiln as root, ~/.local/share/kiln otherwise; or $KILN_ROOT)
+  --addr ADDR  Send builds to the kiln daemon at ADDR (unix:///PATH; or $KILN_HOST)
   --debug      Print stack traces with errors
+  --snapshotter auto|overlay|native
+               How snapshots are stored (default auto: overlay where it mounts, else copies)
 
 Run 'kiln COMMAND --help' for a command's options.
 `;
 
-type Command = (argv: readonly string[], context: CommandContext, openEngine: () => Promise<Engine>) => Promise<number>;
+type Command = (argv: readonly string[], context: CommandContext, openEngine: (overrides?: EngineOverrides) => Promise<Engine>) => Promise<number>;
 
 const COMMANDS: Readonly<Record<string, { run: Command; help: string }>> = {
   build: { run: runBuild, help: buildHelp },
   images: { run: runImages, help: imagesHelp },
   import: { run: runImport, help: importHelp },
+  load: { run: runLoad, help: loadHelp },
+  rmi: { run: runRmi, help: rmiHelp },
+  logs: { run: runLogs, help: logsHelp },
+  serve: { run: runServe, help: serveHelp },
+  debug: { run: runDebug, help: debugHelp },
+  du: { run: runDu, help: duHelp },
+  prune: { run: runPrune, help: pruneHelp },
 };
 
 /** The CLI: argv (without node and script) → exit code. 0 done, 1 failed, 2 usage error. */
@@ -39,6 +65,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const args = [...argv];
   let root = defaultStateRoot();
   let debug = false;
+  let snapshotter: EngineOverrides["snapshotter"];
+  let addr = process.env["KILN_HOST"] === "" ? undefined : process.env["KILN_HOST"];
   while (args[0]?.startsWith("-") === true) {
     const flag = args.shift()!;
     if (flag === "--root") {
@@ -46,7 +74,19 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (value === undefined) return usage("--root needs a directory");
       root = value;
     } else if (flag.startsWith("--root=")) root = flag.slice("--root=".length);
-    else if (flag === "--debug") debug = true;
+    else if (flag === "--addr" || flag === "-H") {
+      const value = args.shift();
+      if (value === undefined) return usage(`${flag} needs an address`);
+      addr = value;
+    } else if (flag.startsWith("--addr=")) addr = flag.slice("--addr=".length);
+    else if (flag === "--snapshotter" || flag.startsWith("--snapshotter=")) {
+      const value = flag === "--snapshotter" ? args.shift() : flag.slice("--snapshotter=".length);
+      try {
+        snapshotter = parseSnapshotter(value);
+      } catch (error) {
+        return usage((error as Error).message);
+      }
+    } else if (flag === "--debug") debug = true;
     else if (flag === "--help" || flag === "-h") {
       process.stdout.write(HELP);
       return 0;
@@ -68,14 +108,31 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(command.help);
     return 0;
   }
+  // Not root: re-enter in a user namespace where this user is root over its subordinate ids
+  // (worker/rootless), before the command opens anything. The inner kiln skips this.
+  // A client of a daemon and "kiln logs" touch no snapshot: they need no namespace.
+  if ((addr === undefined || name === "serve") && name !== "logs" && needsRootlessReexec()) {
+    try {
+      return await reexecRootless({ command: [process.execPath, ...process.execArgv, process.argv[1] ?? "", ...argv] });
+    } catch (error) {
+      process.stderr.write(renderError(error, { debug }));
+      return 1;
+    }
+  }
   const context: CommandContext = {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
+    stdin: process.stdin,
+    stderrStream: process.stderr,
     root,
     debug,
+    addr,
   };
   try {
-    return await command.run(args, context, () => createEngine({ root }));
+    return await command.run(args, context, (overrides) => {
+      const chosen = overrides?.snapshotter ?? snapshotter;
+      return createEngine({ root, ...(chosen === undefined ? {} : { snapshotter: chosen }) });
+    });
   } catch (error) {
     if (error instanceof UsageError) return usage(error.message);
     process.stderr.write(renderError(error, { debug }));

@@ -11,6 +11,8 @@ declare -A need=(
   [umoci]=umoci                     # likewise, and unpacks images into runc bundles
   [zstd]=zstd                       # zstd-compressed layers (Node 20 has no zstd)
   [openssl]=openssl                 # the registry tests sign bearer tokens with a certificate it makes
+  [dockerd]=docker.io               # docker load of type=docker outputs, in a test's own private daemon
+  [tmux]=tmux                       # the tty progress view is tested in a real terminal
 )
 missing=()
 for cmd in "${!need[@]}"; do

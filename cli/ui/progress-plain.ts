@@ -27,7 +27,11 @@ export class PlainProgress {
   /** Renders one event. */
   push(event: ProgressEvent): void {
     if (event.type === "warning") {
-      this.#warnings.push(event.message);
+      // BuildKit's "RuleName: message (Dockerfile:12)".
+      const where = event.locations[0];
+      const line = where?.ranges[0]?.start.line;
+      const at = where === undefined || line === undefined ? "" : ` (${where.source.name}:${line})`;
+      this.#warnings.push(`${event.rule === undefined ? "" : `${event.rule}: `}${event.message}${at}`);
       return;
     }
     const n = this.#number(event.digest);

@@ -11,6 +11,8 @@ const REQUIRED: readonly { readonly command: string; readonly pkg: string }[] = 
   { command: "unshare", pkg: "util-linux" },
   { command: "openssl", pkg: "openssl" },
   { command: "zstd", pkg: "zstd" },
+  { command: "dockerd", pkg: "docker.io" },
+  { command: "tmux", pkg: "tmux" },
 ];
 
 /**

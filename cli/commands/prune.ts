@@ -1,0 +1,63 @@
+import { parseArgs } from "node:util";
+import type { PrunePolicy } from "../../solver/index.js";
+import type { Engine } from "../api.js";
+import { pruneBuildCache } from "../cache/cache-gc.js";
+import { formatSize, parseCacheFilters, parseDuration, parseSize } from "../options/cache-options.js";
+import { UsageError } from "../options/usage-error.js";
+import type { CommandContext } from "./command.js";
+
+export const pruneHelp = `Usage: kiln prune [OPTIONS]
+
+Remove build cache records and the snapshots no remaining record needs. Snapshots that other
+snapshots still build on stay until those go too.
+
+With no option, every record is removed except base images (type source.docker-image), which
+take a pull to get back; --all removes those too.
+
+Options:
+  -a, --all                  Remove base-image records too
+      --keep-duration DUR    Keep records used within DUR (e.g. 24h, 7d); remove older ones
+      --keep-storage SIZE    Then remove least recently used records until the cache is at most SIZE (e.g. 5GB)
+      --filter K=V           Only records matching: type=, id=, description=, shared=true|false, until=DURATION
+`;
+
+/** `kiln prune`: exit 0. */
+export async function runPrune(argv: readonly string[], context: CommandContext, openEngine: () => Promise<Engine>): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      options: {
+        all: { type: "boolean", short: "a" },
+        "keep-duration": { type: "string" },
+        "keep-storage": { type: "string" },
+        filter: { type: "string", multiple: true },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const now = Date.now();
+  const filter = parseCacheFilters(values.filter ?? [], now);
+  const keepDuration = values["keep-duration"] === undefined ? undefined : parseDuration(values["keep-duration"], "--keep-duration");
+  const keepStorage = values["keep-storage"] === undefined ? undefined : parseSize(values["keep-storage"], "--keep-storage");
+  const all = values.all === true;
+  const policy: PrunePolicy = {
+    now,
+    // No limit given: remove everything the filter admits.
+    ...(keepDuration === undefined && keepStorage === undefined ? { all: true } : {}),
+    ...(keepDuration === undefined ? {} : { keepDuration }),
+    ...(keepStorage === undefined ? {} : { keepStorage }),
+    filter: (u) => (all || u.record.type !== "source.docker-image") && filter(u),
+  };
+  const engine = await openEngine();
+  try {
+    const report = await pruneBuildCache(engine.cache, engine.worker.snapshotter, policy);
+    for (const u of report.deleted) context.stdout(`${u.key.slice("sha256:".length, "sha256:".length + 12)}  ${formatSize(u.size).padStart(8)}  ${u.record.vertexName ?? ""}\n`);
+    context.stdout(`Removed ${report.deleted.length} record${report.deleted.length === 1 ? "" : "s"} and ${report.snapshots.length} snapshot${report.snapshots.length === 1 ? "" : "s"}; total reclaimed: ${formatSize(report.freedBytes)}\n`);
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}

@@ -1,0 +1,40 @@
+import type { Engine } from "../api.js";
+import { serve } from "../daemon/server.js";
+import { defaultAddress } from "../daemon/protocol.js";
+import { UsageError } from "../options/usage-error.js";
+import type { CommandContext } from "./command.js";
+
+export const serveHelp = `Usage: kiln serve [--addr unix:///PATH]
+
+Run kiln as a daemon: builds arrive over a unix socket (from "kiln --addr ADDR build ..." or
+with KILN_HOST=ADDR) and share one engine and its cache. Only the socket's owner can use it
+(mode 0600 in a 0700 directory). A client that disconnects has its build cancelled.
+
+Options:
+  --addr ADDR   Where to listen (default: unix:///run/kiln/kiln.sock as root,
+                unix://$XDG_RUNTIME_DIR/kiln/kiln.sock otherwise); the global --addr works too
+`;
+
+/** `kiln serve`: runs until SIGINT or SIGTERM, then exits 0. */
+export async function runServe(argv: readonly string[], context: CommandContext, openEngine: () => Promise<Engine>): Promise<number> {
+  let addr = context.addr;
+  const args = [...argv];
+  while (args.length > 0) {
+    const arg = args.shift()!;
+    if (arg === "--addr") {
+      addr = args.shift();
+      if (addr === undefined) throw new UsageError("--addr needs an address");
+    } else if (arg.startsWith("--addr=")) addr = arg.slice("--addr=".length);
+    else throw new UsageError(`"kiln serve" does not take "${arg}"`);
+  }
+  const engine = await openEngine();
+  const daemon = await serve(engine, addr ?? defaultAddress(), (line) => context.stderr(`${new Date().toISOString()} ${line}\n`));
+  context.stderr(`kiln daemon listening on unix://${daemon.path} (state root ${engine.root})\n`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await daemon.close();
+  await engine.close();
+  return 0;
+}
