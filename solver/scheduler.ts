@@ -12,7 +12,7 @@ import { vertexProgress, type ProgressSink } from "./progress.js";
 /** How a solver is made: where results are remembered, and how many ops may run at once. */
 export interface SolverOptions {
   readonly cacheStore: CacheStore;
-  /** Ops running at the same time across all solves of this solver; default: the CPU count. */
+  /** Ops running at the same time across all solves of this solver; default: four per core. */
   readonly concurrency?: number;
 }
 
@@ -63,7 +63,7 @@ export interface Solver {
 export function createSolver(options: SolverOptions): Solver {
   const shared: SolverState = {
     store: options.cacheStore,
-    queue: new PQueue({ concurrency: options.concurrency ?? availableParallelism() }),
+    queue: new PQueue({ concurrency: options.concurrency ?? defaultConcurrency() }),
     inFlight: new InFlightRuns<readonly ResultRef[]>(),
   };
   return {
@@ -417,4 +417,13 @@ function checkResults(name: string, results: unknown): asserts results is readon
   if (!Array.isArray(results) || !results.every((r) => typeof r === "object" && r !== null && typeof (r as ResultRef).id === "string")) {
     throw new RunnerContractError(`Cannot record the results of "${name}": its runner returned ${JSON.stringify(results)}, not a list of { id }`);
   }
+}
+
+/**
+ * Runs at once by default: four per core. What a RUN costs is unknown beforehand (a sleep, a
+ * download or apt-get mostly waits), and capping runs at the core count serialised three
+ * independent sleeping stages on this 2-core machine; BuildKit does not cap parallelism at all.
+ */
+function defaultConcurrency(): number {
+  return Math.max(4, availableParallelism() * 4);
 }
