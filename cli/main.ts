@@ -1,18 +1,8 @@
 import { readFileSync } from "node:fs";
 import { isKilnError } from "../solver/llb/index.js";
-import { createEngine, type Engine } from "./api.js";
+import type { Engine } from "./api.js";
 import { parseSnapshotter, type EngineOverrides } from "./options/snapshotter.js";
-import { buildHelp, runBuild } from "./commands/build.js";
 import type { CommandContext } from "./commands/command.js";
-import { imagesHelp, runImages } from "./commands/images.js";
-import { importHelp, runImport } from "./commands/import.js";
-import { loadHelp, runLoad } from "./commands/load.js";
-import { rmiHelp, runRmi } from "./commands/rmi.js";
-import { debugHelp, runDebug } from "./commands/debug.js";
-import { duHelp, runDu } from "./commands/du.js";
-import { pruneHelp, runPrune } from "./commands/prune.js";
-import { logsHelp, runLogs } from "./commands/logs.js";
-import { runServe, serveHelp } from "./commands/serve.js";
 import { UsageError } from "./options/usage-error.js";
 import { renderError } from "./render/error.js";
 import { defaultStateRoot } from "./state-root.js";
@@ -47,17 +37,27 @@ Run 'kiln COMMAND --help' for a command's options.
 
 type Command = (argv: readonly string[], context: CommandContext, openEngine: (overrides?: EngineOverrides) => Promise<Engine>) => Promise<number>;
 
-const COMMANDS: Readonly<Record<string, { run: Command; help: string }>> = {
-  build: { run: runBuild, help: buildHelp },
-  images: { run: runImages, help: imagesHelp },
-  import: { run: runImport, help: importHelp },
-  load: { run: runLoad, help: loadHelp },
-  rmi: { run: runRmi, help: rmiHelp },
-  logs: { run: runLogs, help: logsHelp },
-  serve: { run: runServe, help: serveHelp },
-  debug: { run: runDebug, help: debugHelp },
-  du: { run: runDu, help: duHelp },
-  prune: { run: runPrune, help: pruneHelp },
+interface CommandModule {
+  readonly run: Command;
+  readonly help: string;
+}
+
+/**
+ * Each command's module is loaded only when that command runs: loading every part of the engine
+ * (and ink for the tty view) up front cost a second and a half of every invocation, `kiln
+ * version` included.
+ */
+const COMMANDS: Readonly<Record<string, () => Promise<CommandModule>>> = {
+  build: async () => import("./commands/build.js").then((m) => ({ run: m.runBuild, help: m.buildHelp })),
+  images: async () => import("./commands/images.js").then((m) => ({ run: m.runImages, help: m.imagesHelp })),
+  import: async () => import("./commands/import.js").then((m) => ({ run: m.runImport, help: m.importHelp })),
+  load: async () => import("./commands/load.js").then((m) => ({ run: m.runLoad, help: m.loadHelp })),
+  rmi: async () => import("./commands/rmi.js").then((m) => ({ run: m.runRmi, help: m.rmiHelp })),
+  logs: async () => import("./commands/logs.js").then((m) => ({ run: m.runLogs, help: m.logsHelp })),
+  serve: async () => import("./commands/serve.js").then((m) => ({ run: m.runServe, help: m.serveHelp })),
+  debug: async () => import("./commands/debug.js").then((m) => ({ run: m.runDebug, help: m.debugHelp })),
+  du: async () => import("./commands/du.js").then((m) => ({ run: m.runDu, help: m.duHelp })),
+  prune: async () => import("./commands/prune.js").then((m) => ({ run: m.runPrune, help: m.pruneHelp })),
 };
 
 /** The CLI: argv (without node and script) → exit code. 0 done, 1 failed, 2 usage error. */
@@ -102,8 +102,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`kiln ${version()}\n`);
     return 0;
   }
-  const command = COMMANDS[name];
-  if (command === undefined) return usage(`unknown command "${name}"`);
+  const load = COMMANDS[name];
+  if (load === undefined) return usage(`unknown command "${name}"`);
+  const command = await load();
   if (args.includes("--help") || args.includes("-h")) {
     process.stdout.write(command.help);
     return 0;
@@ -129,8 +130,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     addr,
   };
   try {
-    return await command.run(args, context, (overrides) => {
+    return await command.run(args, context, async (overrides) => {
       const chosen = overrides?.snapshotter ?? snapshotter;
+      const { createEngine } = await import("./api.js");
       return createEngine({ root, ...(chosen === undefined ? {} : { snapshotter: chosen }) });
     });
   } catch (error) {

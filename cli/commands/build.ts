@@ -63,7 +63,7 @@ export async function runBuild(argv: readonly string[], context: CommandContext,
   process.once("SIGTERM", onSignal);
   try {
     const handle = service.build(options, controller.signal);
-    const render = createProgressRenderer(progress, context.stderrStream);
+    const render = await createProgressRenderer(progress, context.stderrStream);
     const drawing = (async () => {
       for await (const event of handle.events) render.push(event);
     })();

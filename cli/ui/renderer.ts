@@ -2,7 +2,6 @@ import type { Digest } from "../../solver/llb/index.js";
 import type { ProgressEvent } from "../../solver/progress.js";
 import type { ProgressMode } from "../options/build-request.js";
 import { PlainProgress } from "./progress-plain.js";
-import { TtyProgress } from "./progress-tty.js";
 
 /** What the end of a build tells a view, for its summary. */
 export interface BuildSummary {
@@ -27,13 +26,13 @@ export interface ProgressRenderer {
  * terminal and plain lines otherwise; `rawjson` writes one JSON event per line (the events the
  * API yields); `quiet` draws nothing.
  */
-export function createProgressRenderer(mode: ProgressMode, stream: NodeJS.WriteStream): ProgressRenderer {
+export async function createProgressRenderer(mode: ProgressMode, stream: NodeJS.WriteStream): Promise<ProgressRenderer> {
   const write = (text: string): void => void stream.write(text);
   switch (mode) {
     case "auto":
-      return stream.isTTY === true ? new TtyProgress(stream) : plain(write);
+      return stream.isTTY === true ? tty(stream) : plain(write);
     case "tty":
-      return new TtyProgress(stream);
+      return tty(stream);
     case "plain":
       return plain(write);
     case "rawjson":
@@ -41,6 +40,12 @@ export function createProgressRenderer(mode: ProgressMode, stream: NodeJS.WriteS
     case "quiet":
       return { push: () => {}, finish: async () => {} };
   }
+}
+
+/** The live view, loaded only when drawn: ink and React take about a second to load, which every plain or scripted build would otherwise pay. */
+async function tty(stream: NodeJS.WriteStream): Promise<ProgressRenderer> {
+  const { TtyProgress } = await import("./progress-tty.js");
+  return new TtyProgress(stream);
 }
 
 function plain(write: (text: string) => void): ProgressRenderer {
