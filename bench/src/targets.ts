@@ -1,0 +1,112 @@
+import { medianOf, ratio, type BenchResults, type RowResult } from "./results.js";
+import { formatSeconds, summarize } from "./stats.js";
+import type { ScenarioKind } from "./workloads.js";
+
+/** One performance target from issues 3–7 and what this run says about it. */
+export interface TargetCheck {
+  readonly issue: string;
+  readonly target: string;
+  readonly status: "met" | "not met" | "not measured";
+  readonly detail: string;
+}
+
+function row(results: BenchResults, workload: string, scenario: ScenarioKind): RowResult | undefined {
+  return results.rows.find((r) => r.workload === workload && r.scenario === scenario);
+}
+
+/** Why a row has no kiln/BuildKit ratio: a cell's note, or that the row was not run. */
+function missing(r: RowResult | undefined): string {
+  if (r === undefined) return "row not run";
+  const notes = (["kiln", "buildkit"] as const).flatMap((id) => {
+    const note = r.cells[id]?.note;
+    return note === undefined ? [] : [`${id}: ${note.kind === "unsupported" ? "not supported yet" : "failed"} (${note.reason})`];
+  });
+  return notes.join("; ") || "no samples";
+}
+
+function ratioTarget(results: BenchResults, issue: string, target: string, workload: string, scenario: ScenarioKind, limit: number): TargetCheck {
+  const r = row(results, workload, scenario);
+  const value = r === undefined ? undefined : ratio(r, "buildkit");
+  if (value === undefined) return { issue, target, status: "not measured", detail: missing(r) };
+  const scale = results.mode === "quick" && ["big-context", "export-push", "parallel-cpu"].includes(workload) ? " (quick: smaller work)" : "";
+  return { issue, target, status: value <= limit ? "met" : "not met", detail: `kiln/BuildKit ${value.toFixed(2)}×${scale}` };
+}
+
+const NOT_MEASURED = "kiln-internal timing; this harness drives kiln as a black box";
+
+/** The targets stated in issues 3–7, each checked against this run where the harness can measure it. */
+export function checkTargets(results: BenchResults): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const parse = summarize(results.reference.parseLowerMs);
+  checks.push(
+    parse === undefined
+      ? { issue: "3", target: "parse + lower a 2,000-instruction Dockerfile in under 50 ms", status: "not measured", detail: results.reference.parseLowerNote ?? "parse workload not run" }
+      : {
+        issue: "3",
+        target: "parse + lower a 2,000-instruction Dockerfile in under 50 ms",
+        status: parse.median < 50 ? "met" : "not met",
+        detail: `${parse.median.toFixed(1)} ms median in-process through kiln/frontend (${parse.min.toFixed(1)}–${parse.max.toFixed(1)}), of which parsing ${summarize(results.reference.parseOnlyMs)?.median.toFixed(1) ?? "?"} ms and lowering the rest`,
+      },
+    { issue: "4", target: "trivial RUN overhead median under 40 ms", status: "not measured", detail: NOT_MEASURED },
+    { issue: "4", target: "apply an uncompressed 20,000-file layer at 200 MB/s or better", status: "not measured", detail: NOT_MEASURED },
+    ratioTarget(results, "5", "rebuild after one changed file of the 20,000-file context: at most 0.5× BuildKit", "big-context", "changed", 0.5),
+    ratioTarget(results, "5", "fully cached rebuild of the 20,000-file context: at most 0.5× BuildKit", "big-context", "cached", 0.5),
+    ratioTarget(results, "5", "fully cached 40-step rebuild no slower than BuildKit (Node start-up included)", "many-steps", "cached", 1),
+  );
+  const cached40 = row(results, "many-steps", "cached");
+  const kiln40 = cached40 === undefined ? undefined : medianOf(cached40, "kiln");
+  const bk40 = cached40 === undefined ? undefined : medianOf(cached40, "buildkit");
+  const node = summarize(results.reference.nodeStartMs)?.median;
+  checks.push(
+    kiln40 === undefined || bk40 === undefined || node === undefined
+      ? { issue: "5", target: "kiln's own part of the cached 40-step rebuild (minus `node -e 0`): at most 0.5× BuildKit", status: "not measured", detail: missing(cached40) }
+      : {
+        issue: "5",
+        target: "kiln's own part of the cached 40-step rebuild (minus `node -e 0`): at most 0.5× BuildKit",
+        status: (kiln40 - node) / bk40 <= 0.5 ? "met" : "not met",
+        detail: `(${formatSeconds(kiln40)} − ${formatSeconds(node)}) / ${formatSeconds(bk40)} = ${((kiln40 - node) / bk40).toFixed(2)}×`,
+      },
+  );
+  const sleep = row(results, "parallel-sleep", "cold");
+  const kilnSleep = sleep === undefined ? undefined : medianOf(sleep, "kiln");
+  checks.push(
+    kilnSleep === undefined
+      ? { issue: "5", target: "three parallel sleep-3 stages within 1.05× one stage (3.15 s)", status: "not measured", detail: missing(sleep) }
+      : { issue: "5", target: "three parallel sleep-3 stages within 1.05× one stage (3.15 s)", status: kilnSleep <= 3150 ? "met" : "not met", detail: `kiln ${formatSeconds(kilnSleep)}` },
+    ratioTarget(results, "5", "three CPU-bound 3 s stages on 2 cores: at most 0.8× BuildKit", "parallel-cpu", "cold", 0.8),
+    ratioTarget(results, "5", "cold 40-step Dockerfile: at most 0.8× BuildKit", "many-steps", "cold", 0.8),
+  );
+  const push = row(results, "export-push", "push");
+  const kilnPush = push === undefined ? undefined : medianOf(push, "kiln");
+  const peers = push === undefined ? [] : (["buildkit", "buildah"] as const).map((id) => medianOf(push, id)).filter((v): v is number => v !== undefined);
+  checks.push(
+    kilnPush === undefined || peers.length === 0
+      ? { issue: "6", target: "build + push of a 300 MiB incompressible layer faster than the fastest peer", status: "not measured", detail: missing(push) }
+      : {
+        issue: "6",
+        target: "build + push of a 300 MiB incompressible layer faster than the fastest peer",
+        status: kilnPush < Math.min(...peers) ? "met" : "not met",
+        detail: `kiln ${formatSeconds(kilnPush)}, fastest peer ${formatSeconds(Math.min(...peers))}${results.mode === "quick" ? " (quick: 30 MiB)" : ""}`,
+      },
+    { issue: "6", target: "parallel gzip at 1.5× a single `gzip -6`", status: "not measured", detail: NOT_MEASURED },
+    { issue: "6", target: "a push whose layers are all in the registry uploads no layer bytes", status: "not measured", detail: "a behaviour, not a time: for an exporter test, not this harness" },
+    daemonTarget(results),
+  );
+  return checks;
+}
+
+function daemonTarget(results: BenchResults): TargetCheck {
+  const target = "`kiln serve` resident size after 100 builds within 20% of after 10";
+  const m = results.reference.daemonMemory;
+  if (m === undefined) return { issue: "7", target, status: "not measured", detail: "daemon-memory not run" };
+  if (m.kind !== "ok") return { issue: "7", target, status: "not measured", detail: `kiln: ${m.kind === "unsupported" ? "not supported yet" : "failed"} (${m.reason})` };
+  const [a, b] = m.rssKiB;
+  const growth = b / a - 1;
+  const mib = (kib: number): string => `${(kib / 1024).toFixed(0)} MiB`;
+  return {
+    issue: "7",
+    target,
+    status: Math.abs(growth) <= 0.2 ? "met" : "not met",
+    detail: `${mib(a)} after ${m.builds[0]} builds, ${mib(b)} after ${m.builds[1]} (${growth >= 0 ? "+" : ""}${(growth * 100).toFixed(0)}%)${m.builds[1] !== 100 ? " (quick: fewer builds)" : ""}`,
+  };
+}
