@@ -42,9 +42,20 @@ export function setEnvList(list: readonly string[] | undefined, key: string, val
   return out;
 }
 
-/** The env as a lookup map for shell-word expansion. */
-export function envMap(state: StageState): Map<string, string> {
-  return new Map(state.env);
+const envMaps = new WeakMap<StageState["env"], ReadonlyMap<string, string>>();
+
+/**
+ * The env as a lookup map for shell-word expansion. Built once per env value (an env array is
+ * never changed, only replaced), not per expanded word: a Dockerfile with hundreds of ENVs
+ * otherwise rebuilt a map of all of them for every word of every instruction.
+ */
+export function envMap(state: StageState): ReadonlyMap<string, string> {
+  let map = envMaps.get(state.env);
+  if (map === undefined) {
+    map = new Map(state.env);
+    envMaps.set(state.env, map);
+  }
+  return map;
 }
 
 /** The env as an exec op takes it. */
