@@ -134,6 +134,9 @@ export function parseBuildArgs(argv: readonly string[]): ParsedBuildCommand {
         platform: { type: "string" },
         output: { type: "string", short: "o", multiple: true },
         "no-cache": { type: "boolean" },
+        // Accepted so that the answer is a clear "not yet" rather than "unknown option".
+        "cache-to": { type: "string", multiple: true },
+        "cache-from": { type: "string", multiple: true },
         "no-cache-filter": { type: "string", multiple: true },
         pull: { type: "boolean" },
         push: { type: "boolean" },
@@ -151,6 +154,11 @@ export function parseBuildArgs(argv: readonly string[]): ParsedBuildCommand {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
   const { values, positionals } = parsed;
+  if (values["cache-to"] !== undefined || values["cache-from"] !== undefined) {
+    throw new UsageError(
+      "Cannot export or import the build cache (--cache-to/--cache-from, buildctl's --export-cache/--import-cache): kiln does not support it yet; the cache under --root is kept between builds",
+    );
+  }
   if (positionals.length !== 1) {
     throw new UsageError(`"kiln build" requires exactly 1 argument (the context directory, or --local context=DIR), got ${positionals.length}`);
   }
