@@ -6,20 +6,6 @@ import { createScratch, REPO, runKiln, type KilnRun, type Scratch } from "../har
 
 const registry = inject("registry");
 
-/** Runs bin/kiln with `input` on stdin. */
-function runKilnWithStdin(root: string, args: readonly string[], input: Buffer): Promise<KilnRun> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [join(REPO, "bin/kiln"), "--root", root, ...args], { cwd: REPO, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    child.on("error", reject);
-    child.on("close", (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
-
 describe("kiln CLI", () => {
   let scratch: Scratch;
   let context: string;
@@ -145,7 +131,7 @@ describe("kiln CLI", () => {
   });
 
   test("CONTEXT - reads a bare Dockerfile or a tar of the context from stdin", async () => {
-    const bare = await runKilnWithStdin(scratch.root, ["build", "--progress", "plain", "-"], Buffer.from(`FROM ${registry}/busybox:latest\nRUN echo bare-dockerfile\n`));
+    const bare = await runKiln(scratch.root, ["build", "--progress", "plain", "-"], { stdin: Buffer.from(`FROM ${registry}/busybox:latest\nRUN echo bare-dockerfile\n`) });
     expect(bare.code, bare.stderr).toBe(0);
     expect(bare.stderr).toContain("bare-dockerfile");
 
@@ -156,10 +142,10 @@ describe("kiln CLI", () => {
       child.on("error", reject);
       child.on("close", () => resolvePromise(Buffer.concat(chunks)));
     });
-    const fromTar = await runKilnWithStdin(scratch.root, ["build", "--progress", "plain", "--no-cache", "-f", "other/Alt.Dockerfile", "-"], tar);
+    const fromTar = await runKiln(scratch.root, ["build", "--progress", "plain", "--no-cache", "-f", "other/Alt.Dockerfile", "-"], { stdin: tar });
     expect(fromTar.code, fromTar.stderr).toBe(0);
     expect(fromTar.stderr).toMatch(/#\d+ [\d.]+ alt/);
-    const withContext = await runKilnWithStdin(scratch.root, ["build", "--progress", "plain", "--no-cache", "-"], tar);
+    const withContext = await runKiln(scratch.root, ["build", "--progress", "plain", "--no-cache", "-"], { stdin: tar });
     expect(withContext.code, withContext.stderr).toBe(0);
     expect(withContext.stderr).toContain("from the context");
   });

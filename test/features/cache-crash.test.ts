@@ -2,14 +2,12 @@ import { execFileSync, spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, inject, test } from "vitest";
-import { createScratch, mountsUnder, REPO, runKiln, type Scratch } from "../harness/kiln.js";
+import { createScratch, mountsUnder, progressEvents, REPO, runKiln, type Scratch } from "../harness/kiln.js";
 import type { ProgressEvent } from "../../solver/progress.js";
 
 const registry = inject("registry");
 
-function events(stderr: string): ProgressEvent[] {
-  return stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as ProgressEvent);
-}
+const events = progressEvents;
 
 function statusOf(list: readonly ProgressEvent[], fragment: string): "ran" | "cached" | undefined {
   for (const e of list) {

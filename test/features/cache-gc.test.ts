@@ -1,8 +1,7 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, inject, test } from "vitest";
-import { createScratch, runKiln, type Scratch } from "../harness/kiln.js";
-import type { ProgressEvent } from "../../solver/progress.js";
+import { createScratch, progressEvents, runKiln, type Scratch } from "../harness/kiln.js";
 
 const registry = inject("registry");
 
@@ -26,11 +25,7 @@ async function snapshotCount(root: string): Promise<number> {
 }
 
 function started(stderr: string): string[] {
-  return stderr
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as ProgressEvent)
-    .flatMap((e) => (e.type === "vertex.started" && !e.name.startsWith("export") ? [e.name] : []));
+  return progressEvents(stderr).flatMap((e) => (e.type === "vertex.started" && !e.name.startsWith("export") ? [e.name] : []));
 }
 
 describe("kiln du and kiln prune", () => {

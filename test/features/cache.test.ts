@@ -1,8 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, inject, test } from "vitest";
-import { createScratch, runKiln, type Scratch } from "../harness/kiln.js";
-import type { ProgressEvent } from "../../solver/progress.js";
+import { createScratch, progressEvents, runKiln, type Scratch } from "../harness/kiln.js";
 
 const registry = inject("registry");
 
@@ -13,9 +12,7 @@ async function build(scratch: Scratch, context: string, extra: readonly string[]
   const run = await runKiln(scratch.root, ["build", "--progress", "rawjson", ...extra, context]);
   expect(run.code, run.stderr).toBe(0);
   const statuses: Statuses = {};
-  for (const line of run.stderr.split("\n")) {
-    if (!line.startsWith("{")) continue;
-    const event = JSON.parse(line) as ProgressEvent;
+  for (const event of progressEvents(run.stderr)) {
     if (!("name" in event) || event.name.startsWith("exporting") || event.name.startsWith("naming")) continue;
     if (event.type === "vertex.cached") statuses[event.name] = "cached";
     if (event.type === "vertex.started") statuses[event.name] = "ran";

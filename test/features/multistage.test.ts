@@ -1,14 +1,11 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
-import { createScratch, mountsUnder, REPO, runKiln, type Scratch } from "../harness/kiln.js";
+import { createScratch, mountsUnder, progressEvents, runKiln, type Scratch } from "../harness/kiln.js";
 import { runcRun, skopeoInspect, unpackOciArchive } from "../harness/oci-tools.js";
-import type { ProgressEvent } from "../../solver/progress.js";
 
 const registry = inject("registry");
 
-function events(stderr: string): ProgressEvent[] {
-  return stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as ProgressEvent);
-}
+const events = progressEvents;
 
 describe("a two-stage Dockerfile becomes a runnable OCI image", () => {
   let scratch: Scratch;

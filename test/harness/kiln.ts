@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import type { ProgressEvent } from "../../solver/progress.js";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 const KILN = join(REPO, "bin", "kiln");
@@ -13,14 +14,20 @@ export interface KilnRun {
   readonly stderr: string;
 }
 
-/** Runs `bin/kiln --root ROOT ...args` (the built CLI, as a user would), collecting its output. */
-export function runKiln(root: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<KilnRun> {
+/** Runs `bin/kiln --root ROOT ...args` (the built CLI, as a user would), collecting its output; `stdin` is fed to it when given. */
+export function runKiln(
+  root: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; stdin?: Buffer } = {},
+): Promise<KilnRun> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [KILN, "--root", root, ...args], {
       cwd: options.cwd ?? REPO,
       env: { ...process.env, ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
+    // No input: stdin closes at once, as with </dev/null.
+    child.stdin.end(options.stdin);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
@@ -28,6 +35,14 @@ export function runKiln(root: string, args: readonly string[], options: { cwd?: 
     child.on("error", reject);
     child.on("close", (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
   });
+}
+
+/** The progress events of a `--progress rawjson` run (one JSON object per stderr line). */
+export function progressEvents(stderr: string): ProgressEvent[] {
+  return stderr
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as ProgressEvent);
 }
 
 /** A scratch directory for one test: a state root and a place for contexts and outputs. */
