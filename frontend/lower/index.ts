@@ -1,6 +1,9 @@
-import { file, marshal, normalizePlatform, parsePlatform, source, type ImageConfig, type Output, type Platform, type Tree } from "../../solver/llb/index.js";
+import {
+  file, formatPlatform, marshal, normalizePlatform, parsePlatform, samePlatform, source, type ImageConfig, type ImageSpec as ResolvedImageSpec, type Output,
+  type Platform, type Tree,
+} from "../../solver/llb/index.js";
 import { globalArgs, predefinedArgs } from "../build-args.js";
-import { syntaxChecks } from "../checks.js";
+import { ruleUrl, syntaxChecks } from "../checks.js";
 import { parseCheckDirective } from "../directives.js";
 import type { Dockerfile } from "../dockerfile.js";
 import { dockerignoreMatcher, parseDockerignore } from "../dockerignore.js";
@@ -84,7 +87,7 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
     platforms.set(index, platform);
   }
 
-  const images = await resolveImages(stages, reachable, platforms, options, src, contexts);
+  const images = await resolveImages(stages, reachable, platforms, options, src, contexts, (w) => warnings.push(w));
 
   const patterns = options.dockerignore === undefined ? [] : parseDockerignore(options.dockerignore);
   if (patterns.length > 0) dockerignoreMatcher(patterns);
@@ -229,6 +232,7 @@ async function resolveImages(
   options: LowerOptions,
   src: Dockerfile["source"],
   contexts: NamedContexts,
+  warn: (warning: BuildWarning) => void,
 ): Promise<Map<string, ResolvedImage>> {
   const wanted = new Map<string, { ref: string; platform: Platform; range: ResolvedStage["stage"]["from"]["range"] }>();
   for (const index of reachable) {
@@ -243,6 +247,7 @@ async function resolveImages(
     [...wanted].map(async ([key, { ref, platform, range }]): Promise<[string, ResolvedImage]> => {
       try {
         const resolved = await options.resolveImage(ref, options.signal === undefined ? { platform } : { platform, signal: options.signal });
+        warnOnPlatformMismatch(ref, platform, resolved.config, range, warn);
         return [key, { ref: resolved.ref, spec: resolved.config }];
       } catch (error) {
         throw new FrontendError("KILN_IMAGE_RESOLVE", `Cannot resolve image "${ref}": ${error instanceof Error ? error.message : String(error)}`, { ranges: [range], source: src, cause: error });
@@ -250,6 +255,29 @@ async function resolveImages(
     }),
   );
   return new Map(entries);
+}
+
+/**
+ * BuildKit's InvalidBaseImagePlatform: a base image whose config names another platform than the
+ * one asked for (a single-platform image has no index to choose from) is used, with a warning,
+ * since its RUN steps would need emulation or produce an image of the wrong architecture.
+ */
+function warnOnPlatformMismatch(
+  ref: string,
+  expected: Platform,
+  config: ResolvedImageSpec,
+  range: ResolvedStage["stage"]["from"]["range"],
+  warn: (warning: BuildWarning) => void,
+): void {
+  if (config.os === "" || config.architecture === "") return;
+  const actual = normalizePlatform(config.variant === undefined ? { os: config.os, architecture: config.architecture } : { os: config.os, architecture: config.architecture, variant: config.variant });
+  if (samePlatform(actual, expected)) return;
+  warn({
+    rule: "InvalidBaseImagePlatform",
+    message: `Base image ${ref} was pulled with platform "${formatPlatform(actual)}", expected "${formatPlatform(expected)}" for current build`,
+    ranges: [range],
+    url: ruleUrl("InvalidBaseImagePlatform"),
+  });
 }
 
 /**
