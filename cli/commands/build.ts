@@ -45,7 +45,8 @@ on stdin.
 buildctl's spelling works too, and means the same:
   kiln build --frontend dockerfile.v0 --local context=DIR --local dockerfile=DIR \\
     [--opt filename=NAME] [--opt target=T] [--opt build-arg:K=V] [--opt label:K=V] \\
-    [--opt context:NAME=V] [--opt platform=P] [--opt no-cache=] [--export-cache SPEC] [--import-cache SPEC]
+    [--opt context:NAME=V] [--opt platform=P] [--opt no-cache=]
+(--export-cache/--import-cache and --cache-to/--cache-from are not supported yet.)
 
 Every step's full output is kept: see "kiln logs".
 `;
