@@ -50,21 +50,26 @@ export function escapeTokenOf(directive: Directive): string {
   return directive.value;
 }
 
-/** The settings of a `# check=skip=A,B;error=true` directive. */
+/** The settings of a `# check=skip=A,B;error=true;experimental=C` directive. */
 export interface CheckDirective {
-  /** Rule names to skip; "all" skips every rule. */
+  /** Rule names to skip; "all" skips every rule (experimental rules are not affected, as in BuildKit). */
   readonly skip: readonly string[];
   readonly error: boolean;
+  /** Experimental rules to run (they are off by default); "all" runs every one. */
+  readonly experimental: readonly string[];
 }
 
-/** Parses a `# check=` value (`skip=Rule1,Rule2;error=true`); unknown keys are ignored, as BuildKit does. */
+/** Parses a `# check=` value (`skip=Rule1,Rule2;error=true;experimental=all`); unknown keys are ignored. */
 export function parseCheckDirective(value: string): CheckDirective {
   let skip: string[] = [];
   let error = false;
+  let experimental: string[] = [];
+  const list = (val: string): string[] => val.split(",").map((s) => s.trim()).filter((s) => s !== "");
   for (const part of value.split(";")) {
     const [key, val = ""] = part.split("=", 2).map((s) => s.trim()) as [string, string | undefined];
-    if (key.toLowerCase() === "skip") skip = val.split(",").map((s) => s.trim()).filter((s) => s !== "");
+    if (key.toLowerCase() === "skip") skip = list(val);
     else if (key.toLowerCase() === "error") error = val.toLowerCase() === "true";
+    else if (key.toLowerCase() === "experimental") experimental = list(val);
   }
-  return { skip, error };
+  return { skip, error, experimental };
 }

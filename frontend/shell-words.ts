@@ -10,8 +10,10 @@ export class ShellWordsError extends KilnError {
   }
 }
 
-/** Variables visible to an expansion, by name. */
-export type ShellEnv = ReadonlyMap<string, string>;
+/** Variables visible to an expansion, by name (a Map will do; lowering passes a versioned table). */
+export interface ShellEnv {
+  get(name: string): string | undefined;
+}
 
 export interface ShellWordsOptions {
   /** The Dockerfile's escape token (`# escape=`); default backslash. */

@@ -1,6 +1,7 @@
 import { FrontendError } from "../errors.js";
 import { parseFlags } from "../flags.js";
 import type { InstructionNode } from "../parser.js";
+import { editDistance } from "../suggest.js";
 import { baseOf } from "./base.js";
 import { parseAdd, parseCopy } from "./copy-add.js";
 import { parseHealthcheck } from "./healthcheck.js";
@@ -178,16 +179,4 @@ export function closest(word: string, candidates: readonly string[]): string | u
     }
   }
   return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row.push(Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    }
-    prev = row;
-  }
-  return prev[b.length] as number;
 }

@@ -1,6 +1,7 @@
-import type { ImageSpec, Output, Platform, SourceInfo, Tree } from "../../solver/llb/index.js";
+import type { ImageSpec, Output, Platform, ProxyEnv, SourceInfo, Tree } from "../../solver/llb/index.js";
 import type { ShellWords } from "../shell-words.js";
 import type { SourceFile } from "../source-file.js";
+import type { IgnoreRules } from "./copy-ignored.js";
 import type { BuildWarning } from "./options.js";
 
 /** An image resolved before lowering: the pinned reference and its config. */
@@ -29,6 +30,10 @@ export interface LowerContext {
   /** A pre-resolved image by expanded reference and platform. */
   readonly image: (ref: string, platform: Platform) => ResolvedImage | undefined;
   readonly warn: (warning: BuildWarning) => void;
+  /** Proxy settings from the build args, for every RUN (kept out of history and cache keys). */
+  readonly proxyEnv?: ProxyEnv;
+  /** The context's .dockerignore, when it has patterns (for CopyIgnoredFile). */
+  readonly dockerignore?: IgnoreRules;
 }
 
 /** The key pre-resolved images are stored under. */

@@ -1,9 +1,8 @@
 import {
-  file, formatPlatform, marshal, normalizePlatform, parsePlatform, samePlatform, source, type ImageConfig, type ImageSpec as ResolvedImageSpec, type Output,
-  type Platform, type Tree,
+  file, marshal, normalizePlatform, parsePlatform, source, type HistoryEntry, type ImageConfig, type Output, type Platform, type SourceRange, type Tree,
 } from "../../solver/llb/index.js";
-import { globalArgs, predefinedArgs } from "../build-args.js";
-import { ruleUrl, syntaxChecks } from "../checks.js";
+import { globalArgs, predefinedArgs, proxyEnvOf, unconsumedBuildArgs } from "../build-args.js";
+import { syntaxChecks } from "../checks.js";
 import { parseCheckDirective } from "../directives.js";
 import type { Dockerfile } from "../dockerfile.js";
 import { dockerignoreMatcher, parseDockerignore } from "../dockerignore.js";
@@ -16,10 +15,13 @@ import { findNamedContext, namedContexts, type NamedContexts } from "../named-co
 import { reachableStages, resolveFromReference, resolveTarget, stageDependencies, type ResolvedStage } from "../stages.js";
 import { imageKey, type LowerContext, type ResolvedImage } from "./context.js";
 import { lowerCopy } from "./copy.js";
+import type { IgnoreRules } from "./copy-ignored.js";
+import { baseImagePlatformMismatch, invalidDefaultArgsInFrom, undefinedArgsInFrom } from "./from-checks.js";
 import { lowerMetadata } from "./metadata.js";
 import type { BuildWarning, LoweredBuild, LowerOptions } from "./options.js";
 import { lowerRun } from "./run.js";
-import { nextStepName, setEnvList, vertexOptions, type StageState } from "./stage-state.js";
+import { envEntryKey, imageConfig, nextStepName, vertexOptions, type StageState } from "./stage-state.js";
+import { VersionedList, VersionedTable } from "./versioned-log.js";
 import { lowerWorkdir } from "./workdir.js";
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -41,20 +43,34 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
   warnings.push(...syntaxChecks(dockerfile));
   const lastName = dockerfile.stages[dockerfile.stages.length - 1]?.from.name ?? "";
   const predefined = predefinedArgs(targetPlatform, normalizePlatform(options.buildPlatform), options.target ?? lastName, buildArgs);
-  const scope = globalArgs(dockerfile.metaArgs, predefined, buildArgs, shell, src);
+  warnings.push(...invalidDefaultArgsInFrom(dockerfile, predefined, shell));
+  const globalDeps = new Map<string, ReadonlySet<string>>();
+  const scope = globalArgs(dockerfile.metaArgs, predefined, buildArgs, shell, src, globalDeps);
   const contexts = namedContexts(options.namedContexts);
 
   const stages: ResolvedStage[] = [];
+  /** The global args each stage's FROM line used (a used one is a consumed build arg). */
+  const fromArgs: Set<string>[] = [];
   for (const stage of dockerfile.stages) {
     const from = stage.from;
     let image: string;
     let platform: string | undefined;
+    const used = new Set<string>();
     try {
-      image = shell.expandWord(from.image, scope).value;
-      platform = from.platform === undefined ? undefined : shell.expandWord(from.platform, scope).value;
+      const expanded = shell.expandWord(from.image, scope);
+      image = expanded.value;
+      for (const name of expanded.matched) used.add(name);
+      warnings.push(...undefinedArgsInFrom(expanded.unmatched, scope, dockerfile, from.range));
+      if (from.platform !== undefined) {
+        const expandedPlatform = shell.expandWord(from.platform, scope);
+        platform = expandedPlatform.value;
+        for (const name of expandedPlatform.matched) used.add(name);
+        warnings.push(...undefinedArgsInFrom(expandedPlatform.unmatched, scope, dockerfile, from.range));
+      }
     } catch (error) {
       throw withRange(error, from.range, src);
     }
+    fromArgs.push(used);
     if (image === "") throw new FrontendError("KILN_FROM_EMPTY", `Cannot use FROM "${from.image}": it expands to an empty image name`, { ranges: [from.range], source: src });
     const earlier = stages.find((s) => s.name !== undefined && s.name === image.toLowerCase());
     // A named context with the stage's name replaces the stage; one with the image's name, the image.
@@ -90,7 +106,8 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
   const images = await resolveImages(stages, reachable, platforms, options, src, contexts, (w) => warnings.push(w));
 
   const patterns = options.dockerignore === undefined ? [] : parseDockerignore(options.dockerignore);
-  if (patterns.length > 0) dockerignoreMatcher(patterns);
+  const ignoreRules: IgnoreRules | undefined = patterns.length === 0 ? undefined : { matcher: dockerignoreMatcher(patterns), patterns: patterns.map((p) => p.pattern) };
+  const proxyEnv = proxyEnvOf(buildArgs);
   const contextName = options.contextName ?? "context";
   let context: Output | undefined;
   const contextTree = (): Output => {
@@ -145,6 +162,8 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
         return asOutput(done.tree, done.platform);
       },
       warn: (w) => warnings.push(w),
+      ...(ignoreRules === undefined ? {} : { dockerignore: ignoreRules }),
+      ...(proxyEnv === undefined ? {} : { proxyEnv }),
     };
     let triggers: Instruction[] = [];
     let state: StageState;
@@ -197,7 +216,17 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
   const result = finals.get(target) as StageState;
   const definition = marshal(result.tree);
   const checked = applyChecks(dockerfile, warnings, options.checks ?? "apply");
-  return { definition, image: { platform: targetPlatform, config: result.config, history: result.history }, warnings: checked.warnings, checkFailed: checked.failed };
+  const unused = unconsumedBuildArgs(buildArgs, consumedArgs(reachable, fromArgs, globalDeps, finals));
+  // Not a build check: no rule, so `# check=` neither skips it nor turns it into an error.
+  if (unused.length > 0) checked.warnings.push({ message: `One or more build-args [${unused.join(" ")}] were not consumed`, ranges: [] });
+  const epoch = sourceDateEpoch(buildArgs, scope);
+  return {
+    definition,
+    image: { platform: targetPlatform, config: imageConfig(result), history: [...result.history.toArray()] },
+    warnings: checked.warnings,
+    checkFailed: checked.failed,
+    ...(epoch === undefined ? {} : { sourceDateEpoch: epoch }),
+  };
 }
 
 function lowerInstruction(ctx: LowerContext, state: StageState, instruction: Instruction): StageState {
@@ -214,15 +243,23 @@ function lowerInstruction(ctx: LowerContext, state: StageState, instruction: Ins
   }
 }
 
-function initialState(displayName: string, tree: Tree, platform: Platform, base: ImageConfig, history: StageState["history"], totalSteps: number): StageState {
-  let config = base;
-  if (!(config.Env ?? []).some((e) => e.startsWith("PATH="))) config = { ...config, Env: setEnvList(config.Env, "PATH", DEFAULT_PATH) };
-  const env = (config.Env ?? []).map((e): readonly [string, string] => {
-    const eq = e.indexOf("=");
-    return eq === -1 ? [e, ""] : [e.slice(0, eq), e.slice(eq + 1)];
-  });
+function initialState(displayName: string, tree: Tree, platform: Platform, base: ImageConfig, history: readonly HistoryEntry[], totalSteps: number): StageState {
+  const { Env, Labels, ExposedPorts, Volumes, ...config } = base;
+  let configEnv = VersionedTable.of((Env ?? []).map((entry): [string, string] => [envEntryKey(entry), entry]));
+  if (!configEnv.has("PATH")) configEnv = configEnv.set("PATH", `PATH=${DEFAULT_PATH}`);
+  let env = VersionedTable.of<string>();
+  for (const entry of configEnv.entries().values()) {
+    const eq = entry.indexOf("=");
+    env = eq === -1 ? env.set(entry, "") : env.set(entry.slice(0, eq), entry.slice(eq + 1));
+  }
   const workdir = config.WorkingDir !== undefined && config.WorkingDir !== "" ? config.WorkingDir : "/";
-  return { displayName, tree, platform, env, config, history, buildArgs: [], workdir, user: config.User ?? "", cmdSet: false, step: 0, totalSteps };
+  return {
+    displayName, tree, platform, env, config, configEnv,
+    labels: Labels === undefined ? undefined : VersionedTable.of(Object.entries(Labels)),
+    exposedPorts: ExposedPorts === undefined ? undefined : VersionedTable.of(Object.keys(ExposedPorts).map((k): [string, Record<string, never>] => [k, {}])),
+    volumes: Volumes === undefined ? undefined : VersionedTable.of(Object.keys(Volumes).map((k): [string, Record<string, never>] => [k, {}])),
+    history: VersionedList.of(history), buildArgs: VersionedList.of(), workdir, user: config.User ?? "", cmdSet: false, step: 0, totalSteps,
+  };
 }
 
 async function resolveImages(
@@ -234,68 +271,105 @@ async function resolveImages(
   contexts: NamedContexts,
   warn: (warning: BuildWarning) => void,
 ): Promise<Map<string, ResolvedImage>> {
-  const wanted = new Map<string, { ref: string; platform: Platform; range: ResolvedStage["stage"]["from"]["range"] }>();
+  // Each image once per platform, with every FROM that uses it: each gets its own platform warning.
+  const wanted = new Map<string, { ref: string; platform: Platform; ranges: SourceRange[] }>();
+  const want = (ref: string, platform: Platform, range: SourceRange): void => {
+    const key = imageKey(ref, platform);
+    const entry = wanted.get(key) ?? { ref, platform, ranges: [] };
+    if (!entry.ranges.includes(range)) entry.ranges.push(range);
+    wanted.set(key, entry);
+  };
   for (const index of reachable) {
     const stage = stages[index] as ResolvedStage;
     const platform = platforms.get(index) as Platform;
-    if (stage.base.kind === "image") wanted.set(imageKey(stage.base.ref, platform), { ref: stage.base.ref, platform, range: stage.stage.from.range });
+    if (stage.base.kind === "image") want(stage.base.ref, platform, stage.stage.from.range);
     for (const dep of stageDependencies(stages, index, src, contexts)) {
-      if (dep.kind === "image" && !wanted.has(imageKey(dep.ref, platform))) wanted.set(imageKey(dep.ref, platform), { ref: dep.ref, platform, range: stage.stage.from.range });
+      if (dep.kind === "image") want(dep.ref, platform, stage.stage.from.range);
     }
   }
   const entries = await Promise.all(
-    [...wanted].map(async ([key, { ref, platform, range }]): Promise<[string, ResolvedImage]> => {
+    [...wanted].map(async ([key, { ref, platform, ranges }]): Promise<[string, ResolvedImage, BuildWarning[]]> => {
       try {
         const resolved = await options.resolveImage(ref, options.signal === undefined ? { platform } : { platform, signal: options.signal });
-        warnOnPlatformMismatch(ref, platform, resolved.config, range, warn);
-        return [key, { ref: resolved.ref, spec: resolved.config }];
+        const found = ranges.map((range) => baseImagePlatformMismatch(ref, platform, resolved.config, range)).filter((w) => w !== undefined);
+        return [key, { ref: resolved.ref, spec: resolved.config }, found];
       } catch (error) {
-        throw new FrontendError("KILN_IMAGE_RESOLVE", `Cannot resolve image "${ref}": ${error instanceof Error ? error.message : String(error)}`, { ranges: [range], source: src, cause: error });
+        throw new FrontendError("KILN_IMAGE_RESOLVE", `Cannot resolve image "${ref}": ${error instanceof Error ? error.message : String(error)}`, { ranges: [ranges[0] as SourceRange], source: src, cause: error });
       }
     }),
   );
-  return new Map(entries);
+  // Warnings in Dockerfile order, whatever order the resolutions finished in.
+  for (const w of entries.flatMap(([, , found]) => found).sort((a, b) => (a.ranges[0]?.start.line ?? 0) - (b.ranges[0]?.start.line ?? 0))) warn(w);
+  return new Map(entries.map(([key, image]) => [key, image]));
 }
 
 /**
- * BuildKit's InvalidBaseImagePlatform: a base image whose config names another platform than the
- * one asked for (a single-platform image has no index to choose from) is used, with a warning,
- * since its RUN steps would need emulation or produce an image of the wrong architecture.
+ * The build args the lowered stages consumed: ARGs they declare (also through a base stage) and
+ * the global args their FROM lines use, with what those global args' defaults used in turn.
  */
-function warnOnPlatformMismatch(
-  ref: string,
-  expected: Platform,
-  config: ResolvedImageSpec,
-  range: ResolvedStage["stage"]["from"]["range"],
-  warn: (warning: BuildWarning) => void,
-): void {
-  if (config.os === "" || config.architecture === "") return;
-  const actual = normalizePlatform(config.variant === undefined ? { os: config.os, architecture: config.architecture } : { os: config.os, architecture: config.architecture, variant: config.variant });
-  if (samePlatform(actual, expected)) return;
-  warn({
-    rule: "InvalidBaseImagePlatform",
-    message: `Base image ${ref} was pulled with platform "${formatPlatform(actual)}", expected "${formatPlatform(expected)}" for current build`,
-    ranges: [range],
-    url: ruleUrl("InvalidBaseImagePlatform"),
-  });
+function consumedArgs(
+  reachable: readonly number[],
+  fromArgs: readonly ReadonlySet<string>[],
+  globalDeps: ReadonlyMap<string, ReadonlySet<string>>,
+  finals: ReadonlyMap<number, StageState>,
+): Set<string> {
+  const consumed = new Set<string>();
+  const pending: string[] = [];
+  for (const index of reachable) {
+    pending.push(...(fromArgs[index] ?? []));
+    for (const arg of finals.get(index)?.buildArgs.toArray() ?? []) pending.push(arg.key);
+  }
+  for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
+    if (consumed.has(name)) continue;
+    consumed.add(name);
+    pending.push(...(globalDeps.get(name) ?? []));
+  }
+  return consumed;
 }
 
 /**
- * Applies `# check=skip=…;error=true`: drops skipped rules, and with error=true turns findings
+ * SOURCE_DATE_EPOCH for the exporter, as BuildKit's dockerfile2llb reads it: the build arg, else
+ * a non-empty global ARG default; a whole number of seconds. Undefined when unset or not a number
+ * (BuildKit's other forms, a stage or context to take the time from, are not supported).
+ */
+function sourceDateEpoch(buildArgs: Readonly<Record<string, string>>, scope: ReadonlyMap<string, string>): number | undefined {
+  const value = Object.hasOwn(buildArgs, "SOURCE_DATE_EPOCH") ? buildArgs.SOURCE_DATE_EPOCH : scope.get("SOURCE_DATE_EPOCH");
+  if (value === undefined || !/^\d+$/u.test(value.trim())) return undefined;
+  return Number(value.trim());
+}
+
+/** BuildKit's experimental rules: off unless `# check=experimental=` names them. */
+const EXPERIMENTAL_RULES: ReadonlySet<string> = new Set(["CopyIgnoredFile"]);
+
+/**
+ * Applies `# check=skip=…;error=true;experimental=…`: drops skipped rules, and with error=true turns findings
  * into an error (thrown in "apply" mode; reported as `failed` in "report" mode, for `--check`).
  */
-function applyChecks(dockerfile: Dockerfile, warnings: readonly BuildWarning[], mode: "apply" | "report"): { warnings: BuildWarning[]; failed: boolean } {
+function applyChecks(dockerfile: Dockerfile, findings: readonly BuildWarning[], mode: "apply" | "report"): { warnings: BuildWarning[]; failed: boolean } {
   const directive = dockerfile.directives.find((d) => d.name === "check");
-  if (directive === undefined) return { warnings: [...warnings], failed: false };
-  const check = parseCheckDirective(directive.value);
-  const kept = check.skip.includes("all") ? [] : warnings.filter((w) => !check.skip.includes(w.rule));
+  const check = parseCheckDirective(directive?.value ?? "");
+  // The same finding twice (one variable used in two words of a line) is reported once.
+  const seen = new Set<string>();
+  const warnings = findings.filter((w) => {
+    const key = `${w.rule ?? ""}\u0000${w.message}\u0000${JSON.stringify(w.ranges)}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  // Experimental rules run only when enabled, and then skip= does not apply to them (BuildKit's Linter.Run).
+  const enabled = (rule: string): boolean => check.experimental.includes("all") || check.experimental.includes(rule);
+  const kept = warnings.filter((w) => {
+    if (w.rule === undefined) return true;
+    if (EXPERIMENTAL_RULES.has(w.rule)) return enabled(w.rule);
+    return !check.skip.includes("all") && !check.skip.includes(w.rule);
+  });
   if (check.error && kept.length > 0 && mode === "report") return { warnings: kept, failed: true };
   if (check.error && kept.length > 0) {
     const first = kept[0] as BuildWarning;
-    throw new FrontendError("KILN_CHECK_FAILED", `Cannot build: the build check "${first.rule}" failed (${first.message})`, {
+    throw new FrontendError("KILN_CHECK_FAILED", `Cannot build: the build check "${first.rule ?? ""}" failed (${first.message})`, {
       ranges: kept.flatMap((w) => w.ranges),
       source: dockerfile.source,
-      hint: `Fix the Dockerfile or skip the rule with "# check=skip=${first.rule}"`,
+      hint: `Fix the Dockerfile or skip the rule with "# check=skip=${first.rule ?? ""}"`,
     });
   }
   return { warnings: kept, failed: false };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { serializeDefinition, type ExecOp, type FileOp, type ImageSpec, type Op, type SourceOp } from "../../solver/llb/index.js";
+import { opCacheDigest, serializeDefinition, type ExecOp, type FileOp, type ImageSpec, type Op, type SourceOp } from "../../solver/llb/index.js";
 import { parseDockerfile } from "../dockerfile.js";
 import { FrontendError } from "../errors.js";
 import { createSourceFile } from "../source-file.js";
@@ -244,5 +244,53 @@ describe("lowerDockerfile()", () => {
     expect((await lower(text)).warnings.map((w) => w.rule)).toEqual(["JSONArgsRecommended"]);
     expect((await lower(`# check=skip=JSONArgsRecommended\n${text}`)).warnings).toEqual([]);
     expect((await lowerError(`# check=error=true\n${text}`)).code).toBe("KILN_CHECK_FAILED");
+  });
+});
+
+describe("proxy build args", () => {
+  const text = `FROM busybox\nRUN wget http://example.test/\n`;
+
+  it("reach RUN as the exec op's proxyEnv, not as env, history or cache key, when no ARG declares them", async () => {
+    const build = await lower(text, { buildArgs: { HTTP_PROXY: "http://proxy:3128", no_proxy: "localhost", ALL_PROXY: "" } });
+    const run = byName(build, "[2/2] RUN") as ExecOp;
+    expect(run.meta.proxyEnv).toEqual({ httpProxy: "http://proxy:3128", noProxy: "localhost" });
+    expect(run.meta.env.some((e) => /_proxy=/iu.test(e))).toBe(false);
+    expect(build.image.history?.at(-1)?.created_by).toBe("RUN /bin/sh -c wget http://example.test/ # buildkit");
+    expect(build.image.config.Env?.some((e) => /_proxy=/iu.test(e))).toBe(false);
+    const other = byName(await lower(text, { buildArgs: { HTTP_PROXY: "http://elsewhere:8080" } }), "[2/2] RUN");
+    const none = byName(await lower(text), "[2/2] RUN");
+    expect(opCacheDigest(run)).toBe(opCacheDigest(other));
+    expect(opCacheDigest(run)).toBe(opCacheDigest(none));
+    expect((none as ExecOp).meta.proxyEnv).toBeUndefined();
+  });
+
+  it("are ordinary args once declared with ARG: in env, history and cache key", async () => {
+    const declared = `FROM busybox\nARG HTTP_PROXY\nRUN wget http://example.test/\n`;
+    const build = await lower(declared, { buildArgs: { HTTP_PROXY: "http://proxy:3128" } });
+    const run = byName(build, "[2/2] RUN") as ExecOp;
+    expect(run.meta.env).toContain("HTTP_PROXY=http://proxy:3128");
+    expect(build.image.history?.at(-1)?.created_by).toBe("RUN |1 HTTP_PROXY=http://proxy:3128 /bin/sh -c wget http://example.test/ # buildkit");
+    const other = byName(await lower(declared, { buildArgs: { HTTP_PROXY: "http://elsewhere:8080" } }), "[2/2] RUN");
+    expect(opCacheDigest(run)).not.toBe(opCacheDigest(other));
+  });
+});
+
+describe("SOURCE_DATE_EPOCH", () => {
+  it("is visible to ARG SOURCE_DATE_EPOCH in a stage and in the global scope, and is handed to the exporter", async () => {
+    const build = await lower(`ARG SOURCE_DATE_EPOCH\nFROM busybox:\${SOURCE_DATE_EPOCH}\nARG SOURCE_DATE_EPOCH\nRUN echo $SOURCE_DATE_EPOCH\n`, {
+      buildArgs: { SOURCE_DATE_EPOCH: "1700000000" },
+    });
+    expect(ops(build).some((o) => o.name?.includes("busybox:1700000000"))).toBe(true);
+    expect((byName(build, "[2/2] RUN") as ExecOp).meta.env).toContain("SOURCE_DATE_EPOCH=1700000000");
+    expect(build.sourceDateEpoch).toBe(1700000000);
+    // Never reported as not consumed; without the build arg the FROM would read "busybox:".
+    expect(build.warnings.map((w) => w.rule)).toEqual(["InvalidDefaultArgInFrom"]);
+  });
+
+  it("comes from a global ARG default too, and is absent when unset, empty or not a number", async () => {
+    expect((await lower(`ARG SOURCE_DATE_EPOCH=42\nFROM busybox\n`)).sourceDateEpoch).toBe(42);
+    expect((await lower(`FROM busybox\n`)).sourceDateEpoch).toBeUndefined();
+    expect((await lower(`FROM busybox\n`, { buildArgs: { SOURCE_DATE_EPOCH: "" } })).sourceDateEpoch).toBeUndefined();
+    expect((await lower(`FROM busybox\n`, { buildArgs: { SOURCE_DATE_EPOCH: "yesterday" } })).sourceDateEpoch).toBeUndefined();
   });
 });

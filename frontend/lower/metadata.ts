@@ -3,7 +3,9 @@ import { FrontendError } from "../errors.js";
 import type { Instruction } from "../instructions/types.js";
 import type { LowerContext } from "./context.js";
 import { commandArgs } from "./run.js";
-import { envMap, setEnv, setEnvList, withHistory, type StageState } from "./stage-state.js";
+import { envMap, setConfigEnv, setEnv, withHistory, type StageState } from "./stage-state.js";
+import { VersionedTable } from "./versioned-log.js";
+import { expandChecked } from "./undefined-var.js";
 
 type MetadataInstruction = Exclude<Instruction, { kind: "run" | "copy" | "add" | "workdir" }>;
 
@@ -48,7 +50,7 @@ function goDuration(ns: number | undefined): string {
  * each returns the new state with one `empty_layer` history line, as BuildKit's dispatch* do.
  */
 export function lowerMetadata(ctx: LowerContext, state: StageState, instruction: MetadataInstruction): StageState {
-  const expand = (word: string, s: StageState = state): string => ctx.shell.expandWord(word, envMap(s)).value;
+  const expand = (word: string, s: StageState = state): string => expandChecked(ctx, s, word, instruction.range);
   switch (instruction.kind) {
     case "env": {
       let next = state;
@@ -59,21 +61,21 @@ export function lowerMetadata(ctx: LowerContext, state: StageState, instruction:
         const key = expand(pair.key);
         const value = expand(pair.value);
         parts.push(`${key}=${value}`);
-        next = { ...next, env: setEnv(next.env, key, value), config: { ...next.config, Env: setEnvList(next.config.Env, key, value) } };
+        next = setConfigEnv(setEnv(next, key, value), key, value);
       }
       return withHistory(next, `ENV ${parts.join(" ")}`, true);
     }
     case "label": {
-      const labels: Record<string, string> = { ...(state.config.Labels ?? {}) };
+      let labels = state.labels ?? VersionedTable.of<string>();
       const parts: string[] = [];
       for (const pair of instruction.pairs) {
         if (pair.legacy) warnLegacy(ctx, instruction.keyword, instruction.range);
         const key = expand(pair.key);
         const value = expand(pair.value);
-        labels[key] = value;
+        labels = labels.set(key, value);
         parts.push(`${key}=${value}`);
       }
-      return withHistory({ ...state, config: { ...state.config, Labels: labels } }, `LABEL ${parts.join(" ")}`, true);
+      return withHistory({ ...state, labels }, `LABEL ${parts.join(" ")}`, true);
     }
     case "arg": {
       let next = state;
@@ -83,8 +85,8 @@ export function lowerMetadata(ctx: LowerContext, state: StageState, instruction:
         if (Object.hasOwn(ctx.buildArgs, arg.key)) value = ctx.buildArgs[arg.key];
         else if (arg.value !== undefined) value = expand(arg.value, next);
         else value = ctx.globalScope.get(arg.key);
-        if (value !== undefined) next = { ...next, env: setEnv(next.env, arg.key, value) };
-        next = { ...next, buildArgs: [...next.buildArgs, value === undefined ? { key: arg.key } : { key: arg.key, value }] };
+        if (value !== undefined) next = setEnv(next, arg.key, value);
+        next = { ...next, buildArgs: next.buildArgs.append(value === undefined ? { key: arg.key } : { key: arg.key, value }) };
         parts.push(value === undefined ? arg.key : `${arg.key}=${value}`);
       }
       return withHistory(next, `ARG ${parts.join(" ")}`, true);
@@ -106,19 +108,20 @@ export function lowerMetadata(ctx: LowerContext, state: StageState, instruction:
       return withHistory({ ...state, user, config: { ...state.config, User: user } }, `USER ${user}`, true);
     }
     case "expose": {
-      const ports: Record<string, Record<string, never>> = { ...(state.config.ExposedPorts ?? {}) };
-      const expanded = instruction.ports.map((p) => expand(p));
-      for (const spec of expanded) for (const port of exposedPorts(ctx, spec, instruction.range)) ports[port] = {};
-      return withHistory({ ...state, config: { ...state.config, ExposedPorts: ports } }, `EXPOSE ${expanded.join(" ")}`, true);
+      let ports = state.exposedPorts ?? VersionedTable.of<Record<string, never>>();
+      // BuildKit's dispatchExpose splits each expanded word (an empty one vanishes) and reports no UndefinedVar.
+      const expanded = instruction.ports.flatMap((p) => ctx.shell.splitWords(p, envMap(state)));
+      for (const spec of expanded) for (const port of exposedPorts(ctx, spec, instruction.range)) ports = ports.set(port, {});
+      return withHistory({ ...state, exposedPorts: ports }, `EXPOSE ${expanded.join(" ")}`, true);
     }
     case "volume": {
-      const volumes: Record<string, Record<string, never>> = { ...(state.config.Volumes ?? {}) };
+      let volumes = state.volumes ?? VersionedTable.of<Record<string, never>>();
       const list = instruction.volumes.map((v) => expand(v));
       for (const v of list) {
         if (v === "") throw new FrontendError("KILN_PARSE_ARGUMENTS", "Cannot use an empty VOLUME path");
-        volumes[v] = {};
+        volumes = volumes.set(v, {});
       }
-      return withHistory({ ...state, config: { ...state.config, Volumes: volumes } }, `VOLUME ${goList(list)}`, true);
+      return withHistory({ ...state, volumes }, `VOLUME ${goList(list)}`, true);
     }
     case "stopsignal": {
       const signal = expand(instruction.signal);

@@ -38,9 +38,12 @@ export interface LowerOptions {
   readonly checks?: "apply" | "report";
 }
 
-/** A build check finding (BuildKit's rule names), with where it applies. */
+/**
+ * A build check finding (BuildKit's rule names), with where it applies; or, without `rule`, a
+ * plain build warning that `# check=` does not govern (build args nothing consumed).
+ */
 export interface BuildWarning {
-  readonly rule: string;
+  readonly rule?: string;
   readonly message: string;
   readonly ranges: readonly SourceRange[];
   readonly url?: string;
@@ -53,4 +56,10 @@ export interface LoweredBuild {
   readonly warnings: readonly BuildWarning[];
   /** The findings are errors (`# check=error=true`) and there are some: only in "report" mode. */
   readonly checkFailed?: boolean;
+  /**
+   * SOURCE_DATE_EPOCH in seconds, from `--build-arg SOURCE_DATE_EPOCH=N` or a global ARG's
+   * non-empty default (as BuildKit reads it), for the exporter's reproducible times. Absent when
+   * unset or not a whole number.
+   */
+  readonly sourceDateEpoch?: number;
 }

@@ -4,7 +4,8 @@ import type { RunInstruction } from "../instructions/types.js";
 import { ShellWords } from "../shell-words.js";
 import type { LowerContext } from "./context.js";
 import { resolveDest, resolveSource } from "./paths.js";
-import { envMap, type StageState } from "./stage-state.js";
+import type { StageState } from "./stage-state.js";
+import { expandChecked } from "./undefined-var.js";
 
 /** One `RUN --mount=…` flag, parsed (values expanded later). */
 export interface RunMountFlag {
@@ -68,9 +69,8 @@ function flag(value: string | undefined): boolean {
 /** RUN --mount flags → exec mounts (beside the root mount); `from=` resolves to stages or pre-resolved images. */
 export function lowerRunMounts(ctx: LowerContext, state: StageState, run: RunInstruction): MountSpec[] {
   const lexer = new ShellWords({ escapeToken: ctx.escapeToken, skipProcessQuotes: true });
-  const env = envMap(state);
   return run.mounts.map((text, index): MountSpec => {
-    const parsed = parseRunMount(lexer.expandWord(text, env).value);
+    const parsed = parseRunMount(expandChecked(ctx, state, text, run.range, lexer));
     const o = parsed.options;
     const target = o.get("target");
     switch (parsed.type) {

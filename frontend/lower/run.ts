@@ -64,7 +64,7 @@ export function lowerRun(ctx: LowerContext, state: StageState, run: RunInstructi
   const step = nextStepName(state, uppercaseKeyword(text));
   const { outputs } = exec(
     {
-      meta: { args: fullArgs, env: envList(state), cwd: state.workdir, user: state.user },
+      meta: { args: fullArgs, env: envList(state), cwd: state.workdir, user: state.user, ...(ctx.proxyEnv === undefined ? {} : { proxyEnv: ctx.proxyEnv }) },
       mounts,
       network,
       security,
@@ -81,7 +81,7 @@ function runCommandString(args: readonly string[], state: StageState): string {
   const env = envMap(state);
   const keys: string[] = [];
   const values = new Map<string, string>();
-  for (const arg of state.buildArgs) {
+  for (const arg of state.buildArgs.toArray()) {
     if (!values.has(arg.key)) keys.push(arg.key);
     values.set(arg.key, env.get(arg.key) ?? arg.value ?? "");
   }

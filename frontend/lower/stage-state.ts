@@ -1,20 +1,37 @@
 import type { HistoryEntry, ImageConfig, Platform, SourceLocation, SourceRange, Tree, VertexOptions } from "../../solver/llb/index.js";
 import type { ArgDeclaration } from "../instructions/types.js";
+import { VersionedList, VersionedTable } from "./versioned-log.js";
+
+/** An empty JSON object, as image configs write ExposedPorts and Volumes entries. */
+export type EmptyObject = Record<string, never>;
 
 /**
  * A stage being lowered, as an immutable value (each instruction returns a new one): the tree so
  * far, the process environment (image Env, ENV, and ARG values, in order), the image config and
  * history, the ARGs declared (for RUN history), and the progress step counter.
+ *
+ * The collections that grow with the Dockerfile (environment, Env, Labels, ExposedPorts, Volumes,
+ * history, declared ARGs) are versioned logs, so that a step costs the same at instruction 2,000
+ * as at instruction 2: copying them per instruction made lowering quadratic. `imageConfig()` and
+ * `history.toArray()` give the plain values.
  */
 export interface StageState {
   /** The name progress shows ("" when the Dockerfile has one stage). */
   readonly displayName: string;
   readonly tree: Tree;
   readonly platform: Platform;
-  readonly env: readonly (readonly [string, string])[];
-  readonly config: ImageConfig;
-  readonly history: readonly HistoryEntry[];
-  readonly buildArgs: readonly ArgDeclaration[];
+  /** The process environment by name (ARG values included). */
+  readonly env: VersionedTable<string>;
+  /** The image config's fields other than the four below. */
+  readonly config: Omit<ImageConfig, "Env" | "Labels" | "ExposedPorts" | "Volumes">;
+  /** The image config's Env entries (`KEY=VALUE`, as written) by key. */
+  readonly configEnv: VersionedTable<string>;
+  /** Labels, ExposedPorts and Volumes: undefined while the config has no such field. */
+  readonly labels: VersionedTable<string> | undefined;
+  readonly exposedPorts: VersionedTable<EmptyObject> | undefined;
+  readonly volumes: VersionedTable<EmptyObject> | undefined;
+  readonly history: VersionedList<HistoryEntry>;
+  readonly buildArgs: VersionedList<ArgDeclaration>;
   readonly workdir: string;
   readonly user: string;
   /** CMD was set in this stage (then ENTRYPOINT keeps it). */
@@ -26,47 +43,54 @@ export interface StageState {
 /** BuildKit's history comment for Dockerfile steps. */
 export const HISTORY_COMMENT = "buildkit.dockerfile.v0";
 
-/** `env` with `key` set: replaced in place when present, appended otherwise. */
-export function setEnv(env: readonly (readonly [string, string])[], key: string, value: string): (readonly [string, string])[] {
-  const index = env.findIndex(([k]) => k === key);
-  if (index === -1) return [...env, [key, value]];
-  return env.map((entry, i) => (i === index ? [key, value] : entry));
+/** The key of a config Env entry (`KEY=VALUE`, or a bare `KEY`). */
+export function envEntryKey(entry: string): string {
+  const eq = entry.indexOf("=");
+  return eq === -1 ? entry : entry.slice(0, eq);
 }
 
-/** `KEY=VALUE` list with `key` set the same way (for image config Env). */
-export function setEnvList(list: readonly string[] | undefined, key: string, value: string): string[] {
-  const out = [...(list ?? [])];
-  const index = out.findIndex((e) => (e.includes("=") ? e.slice(0, e.indexOf("=")) : e) === key);
-  if (index === -1) out.push(`${key}=${value}`);
-  else out[index] = `${key}=${value}`;
-  return out;
+/** The state with `key` set in the process environment: replaced in place when present, appended otherwise. */
+export function setEnv(state: StageState, key: string, value: string): StageState {
+  return { ...state, env: state.env.set(key, value) };
 }
 
-const envMaps = new WeakMap<StageState["env"], ReadonlyMap<string, string>>();
+/** The state with `key` set in the image config's Env the same way. */
+export function setConfigEnv(state: StageState, key: string, value: string): StageState {
+  return { ...state, configEnv: state.configEnv.set(key, `${key}=${value}`) };
+}
 
-/**
- * The env as a lookup map for shell-word expansion. Built once per env value (an env array is
- * never changed, only replaced), not per expanded word: a Dockerfile with hundreds of ENVs
- * otherwise rebuilt a map of all of them for every word of every instruction.
- */
-export function envMap(state: StageState): ReadonlyMap<string, string> {
-  let map = envMaps.get(state.env);
-  if (map === undefined) {
-    map = new Map(state.env);
-    envMaps.set(state.env, map);
-  }
-  return map;
+/** The env as a lookup for shell-word expansion (no copy: the versioned table answers lookups itself). */
+export function envMap(state: StageState): VersionedTable<string> {
+  return state.env;
 }
 
 /** The env as an exec op takes it. */
 export function envList(state: StageState): string[] {
-  return state.env.map(([k, v]) => `${k}=${v}`);
+  const out: string[] = [];
+  for (const [k, v] of state.env.entries()) out.push(`${k}=${v}`);
+  return out;
+}
+
+/** The image config the stage has built so far, as a plain value. */
+export function imageConfig(state: StageState): ImageConfig {
+  const objects = (table: VersionedTable<EmptyObject>): Record<string, EmptyObject> => {
+    const out: Record<string, EmptyObject> = {};
+    for (const key of table.keys()) out[key] = {};
+    return out;
+  };
+  return {
+    ...state.config,
+    Env: [...state.configEnv.entries().values()],
+    ...(state.labels === undefined ? {} : { Labels: Object.fromEntries(state.labels.entries()) }),
+    ...(state.exposedPorts === undefined ? {} : { ExposedPorts: objects(state.exposedPorts) }),
+    ...(state.volumes === undefined ? {} : { Volumes: objects(state.volumes) }),
+  };
 }
 
 /** Appends a history line (`emptyLayer` for config-only steps). */
 export function withHistory(state: StageState, createdBy: string, emptyLayer: boolean): StageState {
   const entry: HistoryEntry = emptyLayer ? { created_by: createdBy, comment: HISTORY_COMMENT, empty_layer: true } : { created_by: createdBy, comment: HISTORY_COMMENT };
-  return { ...state, history: [...state.history, entry] };
+  return { ...state, history: state.history.append(entry) };
 }
 
 /**

@@ -4,11 +4,12 @@ import type { LowerContext } from "./context.js";
 import { parseChown } from "./copy.js";
 import { resolveWorkdir } from "./paths.js";
 import { envMap, nextStepName, uppercaseKeyword, vertexOptions, withHistory, type StageState } from "./stage-state.js";
+import { expandChecked } from "./undefined-var.js";
 
 /** WORKDIR → config WorkingDir and, unless "/", a mkdir (parents, 0755, owned by USER) as BuildKit does. */
 export function lowerWorkdir(ctx: LowerContext, state: StageState, instruction: WorkdirInstruction): StageState {
   const env = envMap(state);
-  const path = ctx.shell.expandWord(instruction.path, env).value;
+  const path = expandChecked(ctx, state, instruction.path, instruction.range);
   // WorkdirRelativePath is reported by checks.ts, only for a stage's first WORKDIR, as BuildKit does.
   const wd = resolveWorkdir(state.config.WorkingDir ?? "/", path);
   let next: StageState = { ...state, workdir: wd, config: { ...state.config, WorkingDir: wd } };

@@ -38,4 +38,15 @@ describe("Definition", () => {
     expect(opCacheDigest(one.vertex.op)).toBe(opCacheDigest(two.vertex.op));
     expect(opCacheDigest(run(source("docker-image://one"), "make test").vertex.op)).not.toBe(opCacheDigest(one.vertex.op));
   });
+
+  test("an exec op's proxyEnv is part of opDigest() but not of opCacheDigest(), and leaving it out keeps the old digest", () => {
+    const plain = run(source("docker-image://one"), "make").vertex.op;
+    if (plain.kind !== "exec") throw new Error("expected an exec op");
+    const proxied = { ...plain, meta: { ...plain.meta, proxyEnv: { httpProxy: "http://proxy:3128" } } };
+    const other = { ...plain, meta: { ...plain.meta, proxyEnv: { httpProxy: "http://other:8080", noProxy: "localhost" } } };
+    expect(opDigest(proxied)).not.toBe(opDigest(plain));
+    expect(opDigest(proxied)).not.toBe(opDigest(other));
+    expect(opCacheDigest(proxied)).toBe(opCacheDigest(plain));
+    expect(opCacheDigest(other)).toBe(opCacheDigest(plain));
+  });
 });

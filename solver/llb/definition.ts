@@ -25,10 +25,17 @@ export function opDigest(op: Op): Digest {
  * to its output index. A runner's cache map starts from this, because inputs enter a cache key
  * through their own keys or content checksums; the op digest, which names its inputs, would make
  * a COPY's key change whenever its source stage's definition did, even when the copied files did not.
+ * An exec op's `meta.proxyEnv` is left out too (see ExecMeta).
  */
 export function opCacheDigest(op: Op): Digest {
   if (op.kind === "source") return opDigest(op);
-  return sha256(canonicalJson({ ...op, inputs: op.inputs.map((input) => ({ output: input.output })) }));
+  const inputs = op.inputs.map((input) => ({ output: input.output }));
+  if (op.kind === "exec" && op.meta.proxyEnv !== undefined) {
+    // Proxy settings stay out of cache keys, as BuildKit's ExecOp.CacheMap clears Meta.ProxyEnv.
+    const { proxyEnv: _, ...meta } = op.meta;
+    return sha256(canonicalJson({ ...op, inputs, meta }));
+  }
+  return sha256(canonicalJson({ ...op, inputs }));
 }
 
 /** The inputs of any op (source ops have none). */

@@ -8,7 +8,7 @@ export { isKilnError, KilnError } from "./kiln-error.js";
 export { assertNever } from "./ops.js";
 export type {
   BindMount, CacheMount, CacheSharing, Chown, CopyAction, DiffOp, ExecMeta, ExecOp, FileAction, FileOp, MergeOp,
-  MkdirAction, MkfileAction, Mount, NetworkMode, Op, OpInput, OpMetadata, RmAction, SecretMount, SecurityMode,
+  MkdirAction, MkfileAction, Mount, NetworkMode, Op, OpInput, OpMetadata, ProxyEnv, RmAction, SecretMount, SecurityMode,
   SourceOp, SshMount, TmpfsMount, UserRef,
 } from "./ops.js";
 export { defaultPlatform, formatPlatform, normalizePlatform, parsePlatform, samePlatform } from "./platform.js";

@@ -38,6 +38,24 @@ export interface ExecMeta {
   readonly cwd: string;
   readonly user: string;
   readonly hostname?: string;
+  /**
+   * Proxy settings from `--build-arg HTTP_PROXY=…` and friends that the Dockerfile did not
+   * declare with ARG (BuildKit's ExecOp `Meta.ProxyEnv`). The runner adds each set value to the
+   * process environment in both spellings (`HTTP_PROXY` and `http_proxy`) unless `env` already
+   * names it. Part of the op digest (the op does run with them), but not of `opCacheDigest`: a
+   * proxy changes how the network is reached, not what the step computes, so a changed or new
+   * proxy does not invalidate cached RUN steps.
+   */
+  readonly proxyEnv?: ProxyEnv;
+}
+
+/** The proxy variables of an exec op (only set ones are present). */
+export interface ProxyEnv {
+  readonly httpProxy?: string;
+  readonly httpsProxy?: string;
+  readonly ftpProxy?: string;
+  readonly noProxy?: string;
+  readonly allProxy?: string;
 }
 
 /**
