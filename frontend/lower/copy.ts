@@ -1,9 +1,13 @@
 import { file, merge, source, type Chown, type FileActionSpec, type Output, type UserRef } from "../../solver/llb/index.js";
 import { FrontendError } from "../errors.js";
 import type { AddInstruction, CopyInstruction } from "../instructions/types.js";
+import { gitSource } from "./add-git.js";
 import type { LowerContext } from "./context.js";
+import { warnIgnoredSource } from "./copy-ignored.js";
+import { parseGitRef } from "./git-ref.js";
 import { resolveDest, resolveSource } from "./paths.js";
 import { envMap, nextStepName, uppercaseKeyword, vertexOptions, withHistory, type StageState } from "./stage-state.js";
+import { expandChecked } from "./undefined-var.js";
 
 /** `user[:group]` → Chown; numbers become ids, anything else names. */
 export function parseChown(text: string): Chown {
@@ -29,8 +33,13 @@ function isUrl(src: string): boolean {
   return src.startsWith("http://") || src.startsWith("https://");
 }
 
-function isGit(src: string): boolean {
-  return src.startsWith("git@") || src.startsWith("git://") || /^https?:\/\/.*\.git(#.*)?$/u.test(src) || /^https?:\/\/github\.com\/[^/]+\/[^/]+\/?(#.*)?$/u.test(src);
+/** BuildKit's rules for `ADD --checksum`: one source, and it is an http(s) URL or a git repository. */
+function checkAddChecksum(sources: readonly string[], checksum: string): void {
+  if (sources.length !== 1) throw new FrontendError("KILN_ADD_CHECKSUM", `Cannot use --checksum="${checksum}" with ${sources.length} sources: it applies to exactly one`);
+  const src = sources[0] as string;
+  if (parseGitRef(src) === undefined && !isUrl(src)) {
+    throw new FrontendError("KILN_ADD_CHECKSUM", `Cannot use --checksum="${checksum}" with "${src}": a checksum needs an http(s) URL or a git repository as the source`);
+  }
 }
 
 /**
@@ -42,10 +51,11 @@ export function lowerCopy(ctx: LowerContext, state: StageState, instruction: Cop
   const keyword = instruction.kind === "copy" ? "COPY" : "ADD";
   const env = envMap(state);
   const expand = (word: string): string => ctx.shell.expandWord(word, env).value;
-  const sources = instruction.sources.map(expand);
-  const destText = expand(instruction.dest);
-  const chown = instruction.chown === undefined ? undefined : expand(instruction.chown);
-  const chmod = instruction.chmod === undefined ? undefined : expand(instruction.chmod);
+  const checked = (word: string): string => expandChecked(ctx, state, word, instruction.range);
+  const sources = instruction.sources.map(checked);
+  const destText = checked(instruction.dest);
+  const chown = instruction.chown === undefined ? undefined : checked(instruction.chown);
+  const chmod = instruction.chmod === undefined ? undefined : checked(instruction.chmod);
   const exclude = instruction.exclude.map(expand);
   const several = sources.length + instruction.inlineSources.length > 1;
   let dest = resolveDest(state.workdir, destText);
@@ -66,11 +76,19 @@ export function lowerCopy(ctx: LowerContext, state: StageState, instruction: Cop
   if (instruction.kind === "copy" && instruction.parents) history += " --parents";
   if (chown !== undefined) history += ` --chown=${chown}`;
   if (chmod !== undefined) history += ` --chmod=${chmod}`;
+  if (instruction.kind === "add" && instruction.checksum !== undefined) checkAddChecksum(sources, instruction.checksum);
   for (const src of sources) {
     history += ` ${src}`;
-    if (isGit(src)) {
+    const git = parseGitRef(src);
+    if (git !== undefined) {
       if (instruction.kind === "copy") throw new FrontendError("KILN_COPY_SOURCE", `Cannot COPY "${src}": a git source needs ADD`);
-      throw new FrontendError("KILN_UNSUPPORTED", `Cannot ADD the git repository "${src}": git sources are not supported yet`);
+      const flags = { ...(instruction.keepGitDir === undefined ? {} : { keepGitDir: instruction.keepGitDir }), ...(instruction.checksum === undefined ? {} : { checksum: instruction.checksum }) };
+      const repo = gitSource(git, flags, { metadata: { name: `${keyword} ${src}` } });
+      actions.push({
+        kind: "copy", source: repo, src: "/", dest, ...base, followSymlinks: false, dirContentsOnly: false, allowWildcard: false, allowEmptyWildcard: false,
+        include: [], attemptUnpack: false,
+      });
+      continue;
     }
     if (isUrl(src)) {
       if (instruction.kind === "copy") throw new FrontendError("KILN_COPY_SOURCE", `Cannot COPY "${src}": a URL source needs ADD`);
@@ -90,6 +108,7 @@ export function lowerCopy(ctx: LowerContext, state: StageState, instruction: Cop
       });
       continue;
     }
+    if (from === undefined) warnIgnoredSource(ctx, keyword, src, instruction.range);
     let srcPath = src;
     let include: string[] = [];
     if (instruction.kind === "copy" && instruction.parents) {
@@ -105,7 +124,7 @@ export function lowerCopy(ctx: LowerContext, state: StageState, instruction: Cop
   }
   for (const inline of instruction.inlineSources) {
     history += ` <<${inline.path}`;
-    const data = inline.expand ? expand(inline.data) : inline.data;
+    const data = inline.expand ? checked(inline.data) : inline.data;
     const doc = file(null, [{ kind: "mkfile", path: `/${inline.path}`, mode: 0o644, data: Buffer.from(data).toString("base64"), owner: null }], state.platform, {
       metadata: { name: "preparing inline document" },
     });
