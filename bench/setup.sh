@@ -43,17 +43,8 @@ if [ ! -f "$state/bases/debian.tar" ]; then
   trap 'kill "$proxy" 2>/dev/null || true' EXIT
   for _ in $(seq 1 50); do [ -s "$state/apt-proxy.port" ] && break; sleep 0.1; done
   port=$(cat "$state/apt-proxy.port")
-  root="$state/bases/debian"
-  rm -rf "$root"
   echo "debootstrap --variant=minbase bookworm (a few minutes)" >&2
-  debootstrap --variant=minbase bookworm "$root" "http://127.0.0.1:$port/" >"$state/debootstrap.log" 2>&1 \
-    || { tail -20 "$state/debootstrap.log" >&2; exit 1; }
-  # Device nodes come from the runtime, and apt's sources come from the workload (loopback only).
-  rm -rf "$root"/dev/* "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root/etc/apt/sources.list"
-  mkdir -p "$root/var/lib/apt/lists/partial"
-  tar -C "$root" --numeric-owner -cf "$state/bases/debian.tar.part" .
-  mv "$state/bases/debian.tar.part" "$state/bases/debian.tar"
-  rm -rf "$root"
+  bash scripts/make-debian-rootfs.sh "$state/bases/debian.tar" "http://127.0.0.1:$port/"
   kill "$proxy"; trap - EXIT
 fi
 

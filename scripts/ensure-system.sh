@@ -10,9 +10,13 @@ declare -A need=(
   [skopeo]=skopeo                   # independent OCI client that checks kiln's output
   [umoci]=umoci                     # likewise, and unpacks images into runc bundles
   [zstd]=zstd                       # zstd-compressed layers (Node 20 has no zstd)
+  [git]=git                         # ADD of a git repository (and the test repositories it is served from)
+  [bzip2]=bzip2                     # ADD of a bzip2-compressed local archive
+  [xz]=xz-utils                     # ADD of an xz-compressed local archive
   [openssl]=openssl                 # the registry tests sign bearer tokens with a certificate it makes
   [dockerd]=docker.io               # docker load of type=docker outputs, in a test's own private daemon
   [tmux]=tmux                       # the tty progress view is tested in a real terminal
+  [debootstrap]=debootstrap         # the slow test's Debian base (scripts/make-debian-rootfs.sh)
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -40,16 +40,39 @@ function forward(upstream: URL, req: IncomingMessage, res: ServerResponse): void
   req.pipe(out);
 }
 
+/** A running forwarder: its loopback port, and how to stop it. */
+export interface AptProxy {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the forwarder in this process on 127.0.0.1 (a free port), to the first mirror of apt's
+ * `sourcesFile`. The debootstrap test uses it this way; `main` below is the same as a process.
+ */
+export function startAptProxy(sourcesFile = DEFAULT_SOURCES): Promise<AptProxy> {
+  const upstream = firstMirror(readFileSync(sourcesFile, "utf8"));
+  const server = createServer((req, res) => forward(upstream, req, res));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      if (address === null || typeof address === "string") return reject(new Error("The apt proxy has no TCP address"));
+      resolve({
+        port: address.port,
+        close: () => new Promise((done) => {
+          server.closeAllConnections();
+          server.close(() => done());
+        }),
+      });
+    });
+  });
+}
+
 function main(): void {
   const portFile = process.argv[2];
   if (portFile === undefined) throw new Error("Usage: apt-proxy.js PORT_FILE [SOURCES_FILE]");
-  const upstream = firstMirror(readFileSync(process.argv[3] ?? DEFAULT_SOURCES, "utf8"));
-  const server = createServer((req, res) => forward(upstream, req, res));
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address();
-    if (address === null || typeof address === "string") throw new Error("The apt proxy has no TCP address");
-    writeFileSync(portFile, `${address.port}\n`);
-  });
+  void startAptProxy(process.argv[3] ?? DEFAULT_SOURCES).then((proxy) => writeFileSync(portFile, `${proxy.port}\n`));
   process.on("SIGTERM", () => process.exit(0));
 }
 

@@ -11,8 +11,12 @@ const REQUIRED: readonly { readonly command: string; readonly pkg: string }[] = 
   { command: "unshare", pkg: "util-linux" },
   { command: "openssl", pkg: "openssl" },
   { command: "zstd", pkg: "zstd" },
+  { command: "git", pkg: "git" },
+  { command: "bzip2", pkg: "bzip2" },
+  { command: "xz", pkg: "xz-utils" },
   { command: "dockerd", pkg: "docker.io" },
   { command: "tmux", pkg: "tmux" },
+  { command: "debootstrap", pkg: "debootstrap" },
 ];
 
 /**

@@ -5,5 +5,8 @@ export { lookupId, primaryGid, resolveRootfsUser, UserResolveError } from "./roo
 export type { ResolvedUser } from "./rootfs-user.js";
 export { createRuncExecutor } from "./runc.js";
 export type { RuncExecutorOptions } from "./runc.js";
-export { buildRuntimeSpec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS } from "./runtime-spec.js";
+export { DEFAULT_CAPABILITIES, ownCapabilities } from "./capabilities.js";
+export { buildRuntimeSpec, MASKED_PATHS, READONLY_PATHS } from "./runtime-spec.js";
+export { seccompProfile } from "./seccomp.js";
+export type { LinuxSeccomp } from "./seccomp.js";
 export type { ExecMount, ExecResult, Executor, ProcessSpec, RunOptions } from "./types.js";

@@ -27,6 +27,8 @@ export interface RuncExecutorOptions {
    * resources. Default: whether this process is in such a namespace.
    */
   readonly rootless?: boolean;
+  /** Whether runc filters syscalls (`runc features`: linux.seccomp.enabled); default true. */
+  readonly seccomp?: boolean;
 }
 
 /**
@@ -40,6 +42,7 @@ export function createRuncExecutor(options: RuncExecutorOptions): Executor {
   const binary = options.runc ?? "runc";
   const nofile = nofileLimit();
   const rootless = options.rootless ?? inUserNamespace();
+  const seccomp = options.seccomp ?? true;
   const globalArgs = ["--root", runcRoot, ...(rootless ? ["--rootless", "true"] : [])];
   return {
     async run(rootfs: string, process: ProcessSpec, mounts: readonly ExecMount[], runOptions: RunOptions = {}): Promise<ExecResult> {
@@ -59,7 +62,7 @@ export function createRuncExecutor(options: RuncExecutorOptions): Executor {
         const resolvConfFile = join(bundle, "resolv.conf");
         writeFileSync(hostsFile, generateHosts(hostname, process.extraHosts), { mode: 0o644 });
         writeFileSync(resolvConfFile, generateResolvConf(readHostResolvConf(options.hostResolvConf), process.network), { mode: 0o644 });
-        const spec = buildRuntimeSpec({ rootfs, process, user, hostname, hostsFile, resolvConfFile, mounts, nofile, rootless });
+        const spec = buildRuntimeSpec({ rootfs, process, user, hostname, hostsFile, resolvConfFile, mounts, nofile, rootless, seccomp });
         writeFileSync(join(bundle, "config.json"), JSON.stringify(spec));
         return await runContainer({ binary, runcRoot, globalArgs, bundle, id, args: process.args, runOptions });
       } finally {

@@ -1,12 +1,8 @@
 import { readFileSync } from "node:fs";
+import { DEFAULT_CAPABILITIES, ownCapabilities } from "./capabilities.js";
 import type { ResolvedUser } from "./rootfs-user.js";
+import { seccompProfile } from "./seccomp.js";
 import type { ExecMount, ProcessSpec } from "./types.js";
-
-/** Docker's default capability set (moby's oci/caps defaults), granted to every RUN. */
-export const DEFAULT_CAPABILITIES: readonly string[] = [
-  "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-  "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-];
 
 /** Paths Docker hides from containers (bind-mounted over with /dev/null or an empty tmpfs). */
 export const MASKED_PATHS: readonly string[] = [
@@ -40,20 +36,34 @@ export interface SpecInputs {
   readonly nofile: number;
   /** Inside rootless kiln's user namespace: no cgroup resources (runc cannot set them there). */
   readonly rootless?: boolean;
+  /** Whether runc filters syscalls (`runc features`); default true. Without it no seccomp section is written. */
+  readonly seccomp?: boolean;
 }
 
 /**
- * The OCI runtime spec (config.json) runc 1.1 runs a RUN with: no terminal; Docker's default
- * capabilities, masked and read-only paths; no-new-privileges; RLIMIT_NOFILE (see nofileLimit); pid,
- * mount, ipc and uts namespaces, plus a network namespace unless the network is shared with the
- * host. The op's own mounts come last, ordered so that a parent target is mounted before what
- * sits inside it.
+ * The OCI runtime spec (config.json) runc 1.1 runs a RUN with: no terminal; pid, mount, ipc and
+ * uts namespaces, plus a network namespace unless the network is shared with the host;
+ * RLIMIT_NOFILE (see nofileLimit). The op's own mounts come last, ordered so that a parent
+ * target is mounted before what sits inside it.
+ *
+ * Security, as BuildKit's OCI worker: `sandbox` (the default) gets Docker's default capabilities
+ * and seccomp profile, masked and read-only /proc paths, a read-only /sys, no-new-privileges and
+ * no device but runc's defaults. `insecure` (`RUN --security=insecure`, allowed only with the
+ * `security.insecure` entitlement, which the caller checks) is `docker run --privileged`: every
+ * capability this process holds in every set, no seccomp, nothing masked or read-only, a
+ * writable /sys, and (as root) every device allowed with /dev/fuse, /dev/net/tun, /dev/kvm,
+ * /dev/kmsg, /dev/cuse and loop devices created.
  */
 export function buildRuntimeSpec(inputs: SpecInputs): Record<string, unknown> {
   const { process, user } = inputs;
   const hostNetwork = process.network !== "none";
+  const insecure = process.security === "insecure";
   const namespaces = [{ type: "pid" }, { type: "mount" }, { type: "ipc" }, { type: "uts" }, ...(hostNetwork ? [] : [{ type: "network" }])];
-  const capabilities = [...DEFAULT_CAPABILITIES];
+  const capabilities = insecure ? [...ownCapabilities()] : [...DEFAULT_CAPABILITIES];
+  const capabilitySets = insecure
+    ? { bounding: capabilities, effective: capabilities, permitted: capabilities, inheritable: capabilities, ambient: capabilities }
+    : { bounding: capabilities, effective: capabilities, permitted: capabilities };
+  const rootful = inputs.rootless !== true;
   return {
     ociVersion: "1.0.2",
     process: {
@@ -62,23 +72,42 @@ export function buildRuntimeSpec(inputs: SpecInputs): Record<string, unknown> {
       args: [...process.args],
       env: withDefaultPath(process.env),
       cwd: process.cwd === "" ? "/" : process.cwd,
-      capabilities: { bounding: capabilities, effective: capabilities, permitted: capabilities },
+      capabilities: capabilitySets,
       rlimits: [{ type: "RLIMIT_NOFILE", hard: inputs.nofile, soft: inputs.nofile }],
-      noNewPrivileges: true,
+      noNewPrivileges: !insecure,
     },
     root: { path: inputs.rootfs, readonly: false },
     hostname: inputs.hostname,
-    mounts: [...systemMounts(hostNetwork), ...etcMounts(inputs), ...opMounts(inputs.mounts)],
+    mounts: [...systemMounts(hostNetwork, insecure), ...etcMounts(inputs), ...opMounts(inputs.mounts)],
     linux: {
       namespaces,
       // Rootless: the device cgroup cannot be set up, and the user namespace already keeps
       // device nodes on its own mounts from being opened (only host devices runc binds work).
-      ...(inputs.rootless === true ? {} : { resources: { devices: [{ allow: false, access: "rwm" }] } }),
-      maskedPaths: [...MASKED_PATHS],
-      readonlyPaths: [...READONLY_PATHS],
+      ...(rootful ? { resources: { devices: insecure ? ALL_DEVICES : [{ allow: false, access: "rwm" }] } } : {}),
+      ...(insecure && rootful ? { devices: PRIVILEGED_DEVICES } : {}),
+      maskedPaths: insecure ? [] : [...MASKED_PATHS],
+      readonlyPaths: insecure ? [] : [...READONLY_PATHS],
+      ...(insecure || inputs.seccomp === false ? {} : { seccomp: seccompProfile({ capabilities }) }),
     },
   };
 }
+
+/** The device cgroup of an insecure RUN: every character and block device. */
+const ALL_DEVICES = [
+  { allow: true, type: "c", access: "rwm" },
+  { allow: true, type: "b", access: "rwm" },
+];
+
+/** Devices an insecure RUN finds in /dev (BuildKit's list; loop devices 0-7). */
+const PRIVILEGED_DEVICES = [
+  { path: "/dev/kmsg", type: "c", major: 1, minor: 11 },
+  { path: "/dev/cuse", type: "c", major: 10, minor: 203 },
+  { path: "/dev/fuse", type: "c", major: 10, minor: 229 },
+  { path: "/dev/kvm", type: "c", major: 10, minor: 232 },
+  { path: "/dev/net/tun", type: "c", major: 10, minor: 200 },
+  { path: "/dev/loop-control", type: "c", major: 10, minor: 237 },
+  ...Array.from({ length: 8 }, (_, i) => ({ path: `/dev/loop${i}`, type: "b", major: 7, minor: i })),
+].map((d) => ({ ...d, fileMode: 0o660, uid: 0, gid: 0 }));
 
 /** BuildKit's (and containerd's) RLIMIT_NOFILE for a RUN. */
 export const DEFAULT_NOFILE = 1048576;
@@ -112,7 +141,8 @@ function withDefaultPath(env: readonly string[]): string[] {
   return env.some((e) => e.startsWith("PATH=")) ? [...env] : [DEFAULT_PATH, ...env];
 }
 
-function systemMounts(hostNetwork: boolean): SpecMount[] {
+function systemMounts(hostNetwork: boolean, writableSys: boolean): SpecMount[] {
+  const sys = writableSys ? "rw" : "ro";
   return [
     { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
     { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
@@ -123,8 +153,8 @@ function systemMounts(hostNetwork: boolean): SpecMount[] {
     // the kernel refuses it to a process that does not own that namespace: with the host's
     // network, bind the host's /sys (read-only, recursively) instead.
     hostNetwork
-      ? { destination: "/sys", type: "bind", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"] }
-      : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+      ? { destination: "/sys", type: "bind", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", sys] }
+      : { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", sys] },
   ];
 }
 

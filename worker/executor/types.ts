@@ -1,4 +1,4 @@
-import type { NetworkMode } from "../../solver/llb/index.js";
+import type { NetworkMode, SecurityMode } from "../../solver/llb/index.js";
 
 /**
  * The process a RUN starts, as the executor takes it. `user` is USER's text (`name`, `uid`,
@@ -19,6 +19,11 @@ export interface ProcessSpec {
   readonly network: NetworkMode;
   /** Extra `/etc/hosts` lines (`NAME IP`, as `--add-host` gives). */
   readonly extraHosts?: readonly { readonly host: string; readonly ip: string }[];
+  /**
+   * `sandbox` (default): Docker's default capabilities and seccomp profile. `insecure`: privileged
+   * (see buildRuntimeSpec); the executor does not check the entitlement, its caller does.
+   */
+  readonly security?: SecurityMode;
 }
 
 /**

@@ -53,6 +53,16 @@ describe("createExecRunner", () => {
     expect(map).toEqual({ digest: opCacheDigest(op), deps: [{}] });
   });
 
+  it("adds proxy settings to the process env in both spellings, unless env names them, and keeps them out of the cache map", async () => {
+    const op = run("env | grep -i _proxy= | sort > /out", { env: ["NO_PROXY=declared"] });
+    const withProxy: ExecOp = { ...op, meta: { ...op.meta, proxyEnv: { httpProxy: "http://proxy:3128", noProxy: "from-arg" } } };
+    const other: ExecOp = { ...withProxy, meta: { ...withProxy.meta, proxyEnv: { httpProxy: "http://elsewhere:8080" } } };
+    const maps = await Promise.all([op, withProxy, other].map((o) => createExecRunner(deps, vertexOf(o)).cacheMap(testContext())));
+    expect(new Set(maps.map((m) => m.digest)).size).toBe(1);
+    const [result] = await createExecRunner(deps, vertexOf(withProxy)).run([{ id: base }], testContext());
+    expect(await readInSnapshot(result!.id, "out")).toBe("HTTP_PROXY=http://proxy:3128\nNO_PROXY=declared\nhttp_proxy=http://proxy:3128\nno_proxy=from-arg\n");
+  });
+
   it("commits what a RUN writes, as user and cwd, and streams its output", async () => {
     const op = run("echo hello; id -u > /tmp/out; pwd >> /tmp/out; echo $GREETING >> /tmp/out", { user: "nobody", cwd: "/tmp/work", env: ["GREETING=hi"] });
     const context = testContext();

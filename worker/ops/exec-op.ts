@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { assertNever, KilnError, opCacheDigest, type ExecOp, type Mount } from "../../solver/llb/index.js";
+import { assertNever, KilnError, opCacheDigest, type ExecOp, type Mount, type ProxyEnv } from "../../solver/llb/index.js";
 import type { CacheMap, OpContext, OpRunner, ResultRef, SolverVertex } from "../../solver/op.js";
 import type { ExecMount, Executor, ProcessSpec } from "../executor/index.js";
 import { ownerTag } from "../process-owner.js";
@@ -8,6 +8,7 @@ import { mountSnapshot, unmountSnapshot } from "../snapshotter/mount.js";
 import type { ActiveSnapshot, SnapshotMount, Snapshotter } from "../snapshotter/types.js";
 import { CacheMounts, ExecMountError, selectInTree } from "./exec-mounts.js";
 import { readSecret, SecretFiles, sshSocket, type SecretSource, type SshSource } from "./exec-secrets.js";
+import { notAllowed, opEntitlements, type Entitlement } from "./entitlements.js";
 
 export interface ExecRunnerDeps {
   readonly snapshotter: Snapshotter;
@@ -23,6 +24,8 @@ export interface ExecRunnerDeps {
   readonly secrets?: Readonly<Record<string, SecretSource>>;
   /** The build's SSH agents by id (`--ssh`). */
   readonly ssh?: Readonly<Record<string, SshSource>>;
+  /** What the build was granted (`--allow`): an op needing more is refused before it runs. */
+  readonly entitlements?: readonly Entitlement[];
 }
 
 /** An exec op that cannot be run as written. */
@@ -35,7 +38,7 @@ export class ExecOpError extends KilnError {
 /**
  * The runner of an exec op (RUN).
  *
- * Cache map: the op digest, and each input contributes its own cache key.
+ * Cache map: `opCacheDigest` (the op without its inputs and proxy settings), and each input contributes its own cache key.
  *
  * Run: prepares a writable snapshot on the root mount's input (scratch when null) and mounts it
  * as the rootfs; bind mounts get a read-only view of their input, or a writable snapshot when
@@ -51,6 +54,9 @@ export function createExecRunner(deps: ExecRunnerDeps, vertex: SolverVertex): Op
   if (op.kind !== "exec") throw new ExecOpError(`Cannot run vertex "${vertex.digest}" as an exec op: it is a "${op.kind}" op`);
   const rootIndex = op.mounts.findIndex((m) => m.type === "bind" && m.target === "/");
   if (rootIndex === -1) throw new ExecOpError(`Cannot run exec op "${vertex.digest}": it has no bind mount at "/" for the root filesystem`);
+  for (const needed of opEntitlements(op)) {
+    if (!(deps.entitlements ?? []).includes(needed)) throw notAllowed(needed, `exec op "${vertex.digest}"`);
+  }
   const caches = deps.cacheMounts ?? new CacheMounts(join(deps.stateDir, "cache-mounts"));
 
   return {
@@ -88,14 +94,31 @@ export function createExecRunner(deps: ExecRunnerDeps, vertex: SolverVertex): Op
 /** The process of `op`, with `extraEnv` (secrets as env, SSH_AUTH_SOCK) added where the op does not set the name. */
 function processSpec(op: ExecOp, extraEnv: readonly string[] = []): ProcessSpec {
   const names = new Set(op.meta.env.map((e) => e.slice(0, e.indexOf("="))));
+  const added = [...extraEnv, ...proxyEnvList(op.meta.proxyEnv)].filter((e) => !names.has(e.slice(0, e.indexOf("="))));
   return {
     args: op.meta.args,
-    env: [...op.meta.env, ...extraEnv.filter((e) => !names.has(e.slice(0, e.indexOf("="))))],
+    env: [...op.meta.env, ...added],
     cwd: op.meta.cwd,
     user: op.meta.user,
     network: op.network,
+    security: op.security,
     ...(op.meta.hostname === undefined ? {} : { hostname: op.meta.hostname }),
   };
+}
+
+/** An exec op's proxy settings as process environment, each in both spellings (BuildKit's proxyEnvList). */
+export function proxyEnvList(proxy: ProxyEnv | undefined): string[] {
+  if (proxy === undefined) return [];
+  const out: string[] = [];
+  const add = (name: string, value: string | undefined): void => {
+    if (value !== undefined && value !== "") out.push(`${name}=${value}`, `${name.toLowerCase()}=${value}`);
+  };
+  add("HTTP_PROXY", proxy.httpProxy);
+  add("HTTPS_PROXY", proxy.httpsProxy);
+  add("FTP_PROXY", proxy.ftpProxy);
+  add("NO_PROXY", proxy.noProxy);
+  add("ALL_PROXY", proxy.allProxy);
+  return out;
 }
 
 /** The snapshots, mounts and leases of one exec run, released in reverse order by `close()`. */

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { chmodSync, createWriteStream, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -9,6 +9,7 @@ import type { Digest } from "../../solver/llb/index.js";
 import { mknod, mknodWhiteout, setXattr } from "../syscalls.js";
 import { LayerError } from "./errors.js";
 import { entryComponents, LayerTree, UnsafePathError } from "./layer-tree.js";
+import { PaxRecorder } from "./pax-records.js";
 
 export interface ApplyLayerOptions {
   /** Names the layer in errors (a blob digest, usually). */
@@ -37,7 +38,11 @@ export interface AppliedLayer {
 
 const WHITEOUT_PREFIX = ".wh.";
 const OPAQUE_MARKER = ".wh..wh..opq";
-/** Bodies up to this size are gathered and written with one call; larger ones are streamed. */
+/**
+ * Bodies up to this size are gathered and written with one call; larger ones are streamed. The
+ * per-entry metadata calls are synchronous: a layer is thousands of tiny syscalls, and a round
+ * trip through libuv's thread pool for each one (about seven per file) cost more than the calls.
+ */
 const SMALL_FILE = 1 << 20;
 
 /**
@@ -49,16 +54,17 @@ const SMALL_FILE = 1 << 20;
 apply does: through symlinks, wherever they live in the merged view, but inside the root (an
 absolute target restarts at the root, `..` stops there). Directory mtimes are set last,
  * after their contents stop changing them.
- *
- * Known limit: tar-stream decodes PAX values as UTF-8, so a binary xattr value that is not valid
- * UTF-8 (security.capability) is not preserved exactly.
+ * Xattr values are applied byte-exact (binary ones such as security.capability included): they
+ * come from the PAX headers' raw bytes (PaxRecorder), not tar-stream's UTF-8 decoding of them.
  */
 export async function applyLayer(tar: Readable, dir: string, options: ApplyLayerOptions): Promise<AppliedLayer> {
   const hash = createHash("sha256");
+  const pax = new PaxRecorder();
   let size = 0;
   const hasher = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);
+      pax.push(chunk);
       size += chunk.byteLength;
       callback(null, chunk);
     },
@@ -68,7 +74,9 @@ export async function applyLayer(tar: Readable, dir: string, options: ApplyLayer
   const entries = (async () => {
     for await (const entry of extract) {
       options.signal?.throwIfAborted();
-      await writer.write(entry.header, entry);
+      // Every entry tar-stream gives a `pax` came after a PAX header: take that header's raw records.
+      const raw = entry.header.pax === undefined || entry.header.pax === null ? undefined : pax.take();
+      await writer.write(entry.header, entry, raw);
     }
   })();
   const [read, written] = await Promise.allSettled([
@@ -106,9 +114,9 @@ class LayerWriter {
     });
   }
 
-  async write(header: EntryHeader, body: EntryBody): Promise<void> {
+  async write(header: EntryHeader, body: EntryBody, pax?: ReadonlyMap<string, Buffer>): Promise<void> {
     try {
-      await this.writeEntry(header, body);
+      await this.writeEntry(header, body, pax);
     } catch (error) {
       if (error instanceof UnsafePathError) {
         throw new LayerError("KILN_LAYER_UNSAFE_ENTRY", this.options.layerName, header.name, `Cannot apply layer "${this.options.layerName}": entry "${header.name}" is refused because ${error.message}`);
@@ -119,17 +127,17 @@ class LayerWriter {
   }
 
   async finish(): Promise<void> {
-    for (const { abs, mtime } of this.dirTimes.reverse()) await lutimes(abs, mtime, mtime);
+    for (const { abs, mtime } of this.dirTimes.reverse()) lutimesSync(abs, mtime, mtime);
   }
 
-  private async writeEntry(header: EntryHeader, body: EntryBody): Promise<void> {
+  private async writeEntry(header: EntryHeader, body: EntryBody, pax: ReadonlyMap<string, Buffer> | undefined): Promise<void> {
     const parts = entryComponents(header.name);
     const base = parts.at(-1);
     if (base === undefined) {
       // The root itself ("./"): only its metadata can change.
       if (header.type !== "directory") throw new UnsafePathError("it would replace the root with a non-directory");
       await drain(body);
-      await this.setMetadata(this.dir, header);
+      await this.setMetadata(this.dir, header, pax);
       this.dirTimes.push({ abs: this.dir, mtime: header.mtime ?? new Date(0) });
       return;
     }
@@ -148,12 +156,12 @@ class LayerWriter {
     switch (header.type) {
       case "directory": {
         await drain(body);
-        const existing = await lstatOrUndefined(abs);
+        const existing = lstatOrUndefined(abs);
         if (existing === undefined || !existing.isDirectory()) {
           await this.clear(abs);
-          await mkdir(abs, { mode: 0o700 });
+          mkdirSync(abs, { mode: 0o700 });
         }
-        await this.setMetadata(abs, header);
+        await this.setMetadata(abs, header, pax);
         this.dirTimes.push({ abs, mtime: header.mtime ?? new Date(0) });
         break;
       }
@@ -161,15 +169,15 @@ class LayerWriter {
       case "contiguous-file": {
         await this.clear(abs);
         await writeBody(abs, body, header.size ?? 0);
-        await this.setMetadata(abs, header);
+        await this.setMetadata(abs, header, pax);
         break;
       }
       case "symlink": {
         await drain(body);
         await this.clear(abs);
-        await symlink(header.linkname ?? "", abs);
+        symlinkSync(header.linkname ?? "", abs);
         this.tree.forget();
-        await this.setMetadata(abs, header);
+        await this.setMetadata(abs, header, pax);
         break;
       }
       case "link": {
@@ -191,7 +199,7 @@ class LayerWriter {
           this.tree.copyUp(found.abs, stats, target);
         }
         await this.clear(abs);
-        await link(target, abs);
+        linkSync(target, abs);
         break;
       }
       case "character-device":
@@ -201,7 +209,7 @@ class LayerWriter {
         await this.clear(abs);
         const kind = header.type === "fifo" ? "fifo" : header.type === "block-device" ? "block" : "char";
         mknod(abs, kind, mode, header.devmajor ?? 0, header.devminor ?? 0);
-        await this.setMetadata(abs, header);
+        await this.setMetadata(abs, header, pax);
         break;
       }
       default:
@@ -233,38 +241,37 @@ class LayerWriter {
 
   /** Removes whatever is at `abs` (never following a symlink there). */
   private async clear(abs: string): Promise<void> {
-    const existing = await lstatOrUndefined(abs);
+    const existing = lstatOrUndefined(abs);
     if (existing === undefined) return;
     if (existing.isDirectory()) this.tree.forget();
     await rm(abs, { recursive: true, force: true });
   }
 
   /** Owner, then mode (chown clears set-id bits), xattrs and, for non-directories, times. */
-  private async setMetadata(abs: string, header: EntryHeader): Promise<void> {
+  private async setMetadata(abs: string, header: EntryHeader, pax: ReadonlyMap<string, Buffer> | undefined): Promise<void> {
     const isLink = header.type === "symlink";
-    await lchown(abs, header.uid ?? 0, header.gid ?? 0);
-    if (!isLink) await chmod(abs, (header.mode ?? 0o644) & 0o7777);
-    for (const [name, value] of xattrsOf(header)) setXattr(abs, name, value);
+    lchownSync(abs, header.uid ?? 0, header.gid ?? 0);
+    if (!isLink) chmodSync(abs, (header.mode ?? 0o644) & 0o7777);
+    for (const [name, value] of xattrsOf(pax)) setXattr(abs, name, value);
     if (header.type !== "directory") {
       const mtime = header.mtime ?? new Date(0);
-      await lutimes(abs, mtime, mtime);
+      lutimesSync(abs, mtime, mtime);
     }
   }
 }
 
-/** The xattrs a header carries (PAX SCHILY.xattr.* and LIBARCHIVE.xattr.*), minus overlay's own. */
-function xattrsOf(header: EntryHeader): [string, Buffer][] {
+/** The xattrs of an entry's raw PAX records (SCHILY.xattr.* and LIBARCHIVE.xattr.*), minus overlay's own. */
+function xattrsOf(pax: ReadonlyMap<string, Buffer> | undefined): [string, Buffer][] {
   const result: [string, Buffer][] = [];
-  const pax = (header.pax ?? {}) as Record<string, string>;
-  for (const [key, value] of Object.entries(pax)) {
+  for (const [key, value] of pax ?? []) {
     let name: string;
     let bytes: Buffer;
     if (key.startsWith("SCHILY.xattr.")) {
       name = key.slice("SCHILY.xattr.".length);
-      bytes = Buffer.from(value, "utf8");
+      bytes = value;
     } else if (key.startsWith("LIBARCHIVE.xattr.")) {
       name = decodeURIComponent(key.slice("LIBARCHIVE.xattr.".length));
-      bytes = Buffer.from(value, "base64");
+      bytes = Buffer.from(value.toString("latin1"), "base64");
     } else {
       continue;
     }
@@ -279,7 +286,7 @@ async function writeBody(abs: string, body: EntryBody, size: number): Promise<vo
   if (size <= SMALL_FILE) {
     const chunks: Buffer[] = [];
     for await (const chunk of body) chunks.push(chunk as Buffer);
-    await writeFile(abs, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), { flag: "wx", mode: 0o600 });
+    writeFileSync(abs, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), { flag: "wx", mode: 0o600 });
     return;
   }
   await pipeline(body, createWriteStream(abs, { flags: "wx", mode: 0o600 }));
@@ -289,9 +296,9 @@ async function drain(body: EntryBody): Promise<void> {
   for await (const _ of body);
 }
 
-async function lstatOrUndefined(abs: string) {
+function lstatOrUndefined(abs: string) {
   try {
-    return await lstat(abs);
+    return lstatSync(abs);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
