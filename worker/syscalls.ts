@@ -1,5 +1,6 @@
 import { constants as osConstants } from "node:os";
-import koffi from "koffi";
+import { createRequire } from "node:module";
+import type koffiModule from "koffi";
 import { KilnError } from "../solver/llb/index.js";
 
 /**
@@ -26,22 +27,37 @@ function errnoName(errno: number): string {
   return `E${errno}`;
 }
 
-const libc = koffi.load("libc.so.6");
-koffi.struct("timespec", { tv_sec: "int64_t", tv_nsec: "long" });
-const c = {
-  mount: libc.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)"),
-  umount2: libc.func("int umount2(const char *target, int flags)"),
-  mknod: libc.func("int mknod(const char *path, uint32_t mode, uint64_t dev)"),
-  lsetxattr: libc.func("int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)"),
-  lgetxattr: libc.func("intptr_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)"),
-  llistxattr: libc.func("intptr_t llistxattr(const char *path, _Out_ uint8_t *list, size_t size)"),
-  fsopen: libc.func("int fsopen(const char *fsname, unsigned int flags)"),
-  fsconfig: libc.func("int fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)"),
-  fsmount: libc.func("int fsmount(int fd, unsigned int flags, unsigned int attrFlags)"),
-  moveMount: libc.func("int move_mount(int fromDirfd, const char *fromPath, int toDirfd, const char *toPath, unsigned int flags)"),
-  close: libc.func("int close(int fd)"),
-  utimensat: libc.func("int utimensat(int dirfd, const char *path, const timespec *times, int flags)"),
-};
+/**
+ * koffi and the libc functions, loaded on first use: loading koffi's native addon costs about
+ * 15 ms of every kiln start, and a fully cached build makes none of these calls.
+ */
+function bindLibc() {
+  const koffi = createRequire(import.meta.url)("koffi") as typeof koffiModule;
+  const libc = koffi.load("libc.so.6");
+  koffi.struct("timespec", { tv_sec: "int64_t", tv_nsec: "long" });
+  return {
+    koffi,
+    mount: libc.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)"),
+    umount2: libc.func("int umount2(const char *target, int flags)"),
+    mknod: libc.func("int mknod(const char *path, uint32_t mode, uint64_t dev)"),
+    lsetxattr: libc.func("int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)"),
+    lgetxattr: libc.func("intptr_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)"),
+    llistxattr: libc.func("intptr_t llistxattr(const char *path, _Out_ uint8_t *list, size_t size)"),
+    fsopen: libc.func("int fsopen(const char *fsname, unsigned int flags)"),
+    fsconfig: libc.func("int fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)"),
+    fsmount: libc.func("int fsmount(int fd, unsigned int flags, unsigned int attrFlags)"),
+    moveMount: libc.func("int move_mount(int fromDirfd, const char *fromPath, int toDirfd, const char *toPath, unsigned int flags)"),
+    close: libc.func("int close(int fd)"),
+    utimensat: libc.func("int utimensat(int dirfd, const char *path, const timespec *times, int flags)"),
+  };
+}
+
+let bound: ReturnType<typeof bindLibc> | undefined;
+
+function native(): ReturnType<typeof bindLibc> {
+  bound ??= bindLibc();
+  return bound;
+}
 
 export const MountFlags = {
   RDONLY: 0x1,
@@ -66,18 +82,18 @@ const ENODATA = 61;
 
 function check(result: number | bigint, syscall: string, detail: string): number {
   const value = Number(result);
-  if (value < 0) throw new SyscallError(syscall, koffi.errno(), detail);
+  if (value < 0) throw new SyscallError(syscall, native().koffi.errno(), detail);
   return value;
 }
 
 /** mount(2). `data` is the filesystem's option string. */
 export function mount(source: string, target: string, fstype: string | null, flags: number, data: string | null = null): void {
-  check(c.mount(source, target, fstype, flags, data), "mount", `"${target}" (${fstype ?? "bind"} from "${source}")`);
+  check(native().mount(source, target, fstype, flags, data), "mount", `"${target}" (${fstype ?? "bind"} from "${source}")`);
 }
 
 /** umount2(2); `detach` is MNT_DETACH (lazy). */
 export function unmount(target: string, options: { detach?: boolean } = {}): void {
-  check(c.umount2(target, options.detach === true ? MNT_DETACH : 0), "umount2", `"${target}"`);
+  check(native().umount2(target, options.detach === true ? MNT_DETACH : 0), "umount2", `"${target}"`);
 }
 
 export interface OverlayOptions {
@@ -89,6 +105,13 @@ export interface OverlayOptions {
   /** Store overlay metadata in user.* xattrs: required inside a user namespace. */
   readonly userxattr?: boolean;
   readonly readonly?: boolean;
+  /**
+   * overlayfs's `volatile` (kernel 5.10+): syncs of the overlay are skipped, and so is the sync of
+   * the whole upper filesystem that unmounting would do. After a volatile mount the workdir holds
+   * `work/incompat/volatile`, and the kernel refuses to mount that upper/work pair again until it
+   * is removed (it would mean a crash may have lost writes).
+   */
+  readonly volatile?: boolean;
 }
 
 /**
@@ -100,6 +123,7 @@ export function mountOverlay(target: string, options: OverlayOptions): void {
   const extra = [
     ...(options.upperdir === undefined ? [] : [`upperdir=${options.upperdir}`, `workdir=${options.workdir ?? ""}`]),
     ...(options.userxattr === true ? ["userxattr"] : []),
+    ...(options.volatile === true ? ["volatile"] : []),
   ];
   const classic = [`lowerdir=${options.lowerdirs.join(":")}`, ...extra].join(",");
   const flags = options.readonly === true ? MountFlags.RDONLY : 0;
@@ -108,29 +132,30 @@ export function mountOverlay(target: string, options: OverlayOptions): void {
     return;
   }
   const detail = `"${target}" (overlay of ${options.lowerdirs.length} lowers)`;
-  const fd = check(c.fsopen("overlay", 1 /* FSOPEN_CLOEXEC */), "fsopen", detail);
+  const fd = check(native().fsopen("overlay", 1 /* FSOPEN_CLOEXEC */), "fsopen", detail);
   try {
-    for (const dir of options.lowerdirs) check(c.fsconfig(fd, FSCONFIG_SET_STRING, "lowerdir+", dir, 0), "fsconfig", `${detail}: lowerdir+ "${dir}"`);
+    for (const dir of options.lowerdirs) check(native().fsconfig(fd, FSCONFIG_SET_STRING, "lowerdir+", dir, 0), "fsconfig", `${detail}: lowerdir+ "${dir}"`);
     if (options.upperdir !== undefined) {
-      check(c.fsconfig(fd, FSCONFIG_SET_STRING, "upperdir", options.upperdir, 0), "fsconfig", detail);
-      check(c.fsconfig(fd, FSCONFIG_SET_STRING, "workdir", options.workdir ?? "", 0), "fsconfig", detail);
+      check(native().fsconfig(fd, FSCONFIG_SET_STRING, "upperdir", options.upperdir, 0), "fsconfig", detail);
+      check(native().fsconfig(fd, FSCONFIG_SET_STRING, "workdir", options.workdir ?? "", 0), "fsconfig", detail);
     }
-    if (options.userxattr === true) check(c.fsconfig(fd, FSCONFIG_SET_FLAG, "userxattr", null, 0), "fsconfig", detail);
-    check(c.fsconfig(fd, FSCONFIG_CMD_CREATE, null, null, 0), "fsconfig", `${detail}: create`);
-    const mfd = check(c.fsmount(fd, FSMOUNT_CLOEXEC, options.readonly === true ? 1 /* MOUNT_ATTR_RDONLY */ : 0), "fsmount", detail);
+    if (options.userxattr === true) check(native().fsconfig(fd, FSCONFIG_SET_FLAG, "userxattr", null, 0), "fsconfig", detail);
+    if (options.volatile === true) check(native().fsconfig(fd, FSCONFIG_SET_FLAG, "volatile", null, 0), "fsconfig", detail);
+    check(native().fsconfig(fd, FSCONFIG_CMD_CREATE, null, null, 0), "fsconfig", `${detail}: create`);
+    const mfd = check(native().fsmount(fd, FSMOUNT_CLOEXEC, options.readonly === true ? 1 /* MOUNT_ATTR_RDONLY */ : 0), "fsmount", detail);
     try {
-      check(c.moveMount(mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH), "move_mount", detail);
+      check(native().moveMount(mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH), "move_mount", detail);
     } finally {
-      c.close(mfd);
+      native().close(mfd);
     }
   } finally {
-    c.close(fd);
+    native().close(fd);
   }
 }
 
 /** Makes an overlay whiteout: a character device 0:0 at `path`. */
 export function mknodWhiteout(path: string): void {
-  check(c.mknod(path, S_IFCHR, 0n), "mknod", `whiteout "${path}"`);
+  check(native().mknod(path, S_IFCHR, 0n), "mknod", `whiteout "${path}"`);
 }
 
 /** The kinds of special file `mknod` makes. */
@@ -145,7 +170,7 @@ const S_IFIFO = 0o010000;
  */
 export function mknod(path: string, kind: SpecialFileKind, mode: number, major = 0, minor = 0): void {
   const type = kind === "char" ? S_IFCHR : kind === "block" ? S_IFBLK : S_IFIFO;
-  check(c.mknod(path, type | (mode & 0o7777), makedev(major, minor)), "mknod", `${kind} "${path}" (${major}:${minor})`);
+  check(native().mknod(path, type | (mode & 0o7777), makedev(major, minor)), "mknod", `${kind} "${path}" (${major}:${minor})`);
 }
 
 /** glibc's makedev(): the 64-bit dev_t of a major and minor number. */
@@ -163,20 +188,20 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
  */
 export function lutimesNs(path: string, atimeNs: bigint, mtimeNs: bigint): void {
   const times = [atimeNs, mtimeNs].map((ns) => ({ tv_sec: ns / 1_000_000_000n, tv_nsec: Number(ns % 1_000_000_000n) }));
-  check(c.utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW), "utimensat", `"${path}"`);
+  check(native().utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW), "utimensat", `"${path}"`);
 }
 
 /** Sets an extended attribute on `path` itself (not following a symlink). */
 export function setXattr(path: string, name: string, value: Uint8Array): void {
-  check(c.lsetxattr(path, name, value, value.byteLength, 0), "lsetxattr", `"${path}" (${name})`);
+  check(native().lsetxattr(path, name, value, value.byteLength, 0), "lsetxattr", `"${path}" (${name})`);
 }
 
 /** An extended attribute of `path` itself, or undefined when it has none of that name. */
 export function getXattr(path: string, name: string): Buffer | undefined {
   const buffer = Buffer.alloc(65536);
-  const size = Number(c.lgetxattr(path, name, buffer, buffer.byteLength));
+  const size = Number(native().lgetxattr(path, name, buffer, buffer.byteLength));
   if (size < 0) {
-    const errno = koffi.errno();
+    const errno = native().koffi.errno();
     if (errno === ENODATA) return undefined;
     throw new SyscallError("lgetxattr", errno, `"${path}" (${name})`);
   }
@@ -186,6 +211,6 @@ export function getXattr(path: string, name: string): Buffer | undefined {
 /** The names of `path`'s extended attributes (not following a symlink). */
 export function listXattrs(path: string): string[] {
   const buffer = Buffer.alloc(65536);
-  const size = check(c.llistxattr(path, buffer, buffer.byteLength), "llistxattr", `"${path}"`);
+  const size = check(native().llistxattr(path, buffer, buffer.byteLength), "llistxattr", `"${path}"`);
   return buffer.subarray(0, size).toString("latin1").split("\0").filter((n) => n !== "");
 }

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { mountSnapshot, unmountSnapshot } from "./mount.js";
 import { inUserNamespace } from "./user-namespace.js";
@@ -50,5 +50,47 @@ export async function probeOverlay(dir: string, options: { readonly userxattr?: 
     }
     // Never remove a tree that may still be mounted: it would delete through the mount.
     if (unmounted) await rm(base, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/** Where `probeOverlayRemembered` keeps its note, inside the probed directory. */
+export const PROBE_NOTE = ".overlay-probe";
+
+/**
+ * `probeOverlay`, remembered for the rest of the boot: a successful probe leaves a note in `dir`
+ * naming the boot (/proc/sys/kernel/random/boot_id), the device `dir` is on and the `userxattr`
+ * choice, and a later call that finds the same three trusts it without mounting. A probe costs
+ * an overlay unmount, which syncs the whole filesystem under it (3 ms to 150 ms on a busy
+ * machine), and it ran at every kiln start. A failed probe is never remembered: the next start
+ * tries again. A reboot, a kernel upgrade, a state root moved to another filesystem or a switch
+ * in or out of a user namespace all change the note's key, so they probe again.
+ */
+export async function probeOverlayRemembered(dir: string, options: { readonly userxattr?: boolean } = {}): Promise<OverlaySupport> {
+  const userxattr = options.userxattr ?? inUserNamespace();
+  const key = await probeKey(dir, userxattr);
+  const note = join(dir, PROBE_NOTE);
+  if (key !== undefined) {
+    const found = await readFile(note, "utf8").catch(() => undefined);
+    if (found === key) return { ok: true };
+  }
+  const result = await probeOverlay(dir, { userxattr });
+  // The key is taken again: the probe may have created `dir`, which fixes its device.
+  const after = result.ok ? await probeKey(dir, userxattr) : undefined;
+  if (after !== undefined) {
+    const temp = `${note}.${process.pid}.tmp`;
+    await writeFile(temp, after)
+      .then(() => rename(temp, note))
+      .catch(() => rm(temp, { force: true }));
+  }
+  return result;
+}
+
+/** What a remembered probe depends on; undefined when part of it cannot be read (then always probe). */
+async function probeKey(dir: string, userxattr: boolean): Promise<string | undefined> {
+  try {
+    const [bootId, info] = await Promise.all([readFile("/proc/sys/kernel/random/boot_id", "utf8"), stat(dir)]);
+    return `boot=${bootId.trim()} dev=${info.dev} userxattr=${userxattr}\n`;
+  } catch {
+    return undefined;
   }
 }

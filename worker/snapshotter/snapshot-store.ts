@@ -25,6 +25,14 @@ const ID_PATTERN = /^[0-9a-f]{32}$/;
  */
 export class SnapshotStore {
   readonly root: string;
+  /**
+   * Committed records this store has read or written: a committed snapshot's record changes only
+   * through this store (`setBlob`) or goes away with it (`deleteRecord`), so `chain` walks parents
+   * from memory and preparing a step on a deep chain reads one record, not the whole chain.
+   * Only `chain` answers from here: `tryRead` (and so `exists`) always asks the disk, where another
+   * process may have removed a record.
+   */
+  readonly #committed = new Map<SnapshotId, SnapshotInfo>();
 
   private constructor(root: string) {
     this.root = root;
@@ -65,7 +73,9 @@ export class SnapshotStore {
       if (isNotFound(error)) return undefined;
       throw error;
     }
-    return JSON.parse(text) as SnapshotInfo;
+    const info = JSON.parse(text) as SnapshotInfo;
+    this.#remember(info);
+    return info;
   }
 
   async read(id: SnapshotId): Promise<SnapshotInfo> {
@@ -81,10 +91,13 @@ export class SnapshotStore {
   }
 
   async write(info: SnapshotInfo): Promise<void> {
+    this.#committed.delete(info.id);
     await writeAtomic(this.metaPath(info.id), JSON.stringify(info));
+    this.#remember(info);
   }
 
   async deleteRecord(id: SnapshotId): Promise<void> {
+    this.#committed.delete(id);
     await rm(this.metaPath(id), { force: true });
   }
 
@@ -92,11 +105,16 @@ export class SnapshotStore {
   async chain(id: SnapshotId): Promise<SnapshotInfo[]> {
     const chain: SnapshotInfo[] = [];
     for (let current: SnapshotId | null = id; current !== null; ) {
-      const info: SnapshotInfo = await this.read(current);
+      const info: SnapshotInfo = this.#committed.get(current) ?? (await this.read(current));
       chain.push(info);
       current = info.parent;
     }
     return chain.reverse();
+  }
+
+  #remember(info: SnapshotInfo): void {
+    if (info.kind === "committed") this.#committed.set(info.id, info);
+    else this.#committed.delete(info.id);
   }
 
   /** Ids of the snapshots (active or committed) whose parent is `id`. */
