@@ -10,8 +10,11 @@ import type { SnapshotMount, Snapshotter } from "../snapshotter/types.js";
 import { applyMkdir, applyMkfile, applyRm, resolveOwner } from "./file-actions.js";
 import { compileModeChange } from "./file-mode.js";
 import { copySourceChecksum } from "./copy-checksum.js";
-import { copyPath, FileActionError, resolveWildcards } from "./fs-copy.js";
+import { directCopyRoots } from "./direct-copy.js";
+import { archiveCompression } from "./archive-detect.js";
+import { copyPath, FileActionError, mkdirAll, resolveWildcards, type Owner } from "./fs-copy.js";
 import { closestExistingPath, CopySourceNotFoundError, existsInRoot } from "./missing-source.js";
+import { unpackArchive } from "./unpack-archive.js";
 
 export interface FileRunnerDeps {
   readonly snapshotter: Snapshotter;
@@ -25,7 +28,7 @@ export class FileOpError extends KilnError {
 }
 
 /**
- * The runner of a file op (COPY, WORKDIR's mkdir, ADD of local files).
+ * The runner of a file op (COPY, WORKDIR's mkdir, ADD of local files and archives).
  *
  * Cache map: the op digest. An input that only copy actions read (not the base) contributes the
  * checksum of just the paths they copy from it (see `copySourceChecksum`), so a COPY is not
@@ -36,6 +39,8 @@ export class FileOpError extends KilnError {
  * follow BuildKit and fsutil), and commits it as the op's only output. Copy sources are read from
  * read-only views of the other inputs. Owners given by name are resolved against the tree being
  * changed. A failed action aborts the snapshot; everything mounted is unmounted before `run` settles.
+ * A lone COPY onto paths the base does not have is done without mounts (see `directCopyRoots`),
+ * hard-linking the files that stay as they are.
  */
 export function createFileRunner(deps: FileRunnerDeps, vertex: SolverVertex): OpRunner {
   const op = vertex.op;
@@ -66,6 +71,14 @@ export function createFileRunner(deps: FileRunnerDeps, vertex: SolverVertex): Op
       const active = await deps.snapshotter.prepare(inputId(op.base));
       let committed = false;
       try {
+        // A lone COPY onto fresh paths: written into the snapshot's directory unmounted, files hard-linked.
+        const direct = await directCopyRoots(deps.snapshotter, op, active, inputId);
+        if (direct !== undefined) {
+          await applyCopy(direct.destRoot, direct.srcRoot, direct.action, context.signal, op.inputs[direct.action.source]?.digest, true);
+          const id = await deps.snapshotter.commit(active);
+          committed = true;
+          return [{ id }];
+        }
         const root = await mounts.mount(active.mount);
         const sources = new Map<number, string>();
         const sourceDir = async (index: number): Promise<string> => {
@@ -116,10 +129,10 @@ async function applyAction(
 /**
  * COPY, as BuildKit's docopy: without `createDestPath` the destination's parent must exist;
  * with `allowWildcard` the source is a pattern and every match is copied (no match is an error
- * unless `allowEmptyWildcard`); a missing plain source is an error naming it.
+ * unless `allowEmptyWildcard`); a missing plain source is an error naming it. `linkFiles`: see
+ * CopyOptions (only for the unmounted path of `directCopyRoots`).
  */
-async function applyCopy(root: string, srcRoot: string, action: CopyAction, signal: AbortSignal, inputDigest: string | undefined): Promise<void> {
-  if (action.attemptUnpack) throw new FileOpError(`Cannot copy "${action.src}": unpacking archives (ADD) is not supported yet`);
+async function applyCopy(root: string, srcRoot: string, action: CopyAction, signal: AbortSignal, inputDigest: string | undefined, linkFiles = false): Promise<void> {
   if (!action.createDestPath) {
     const parent = dirname(resolveInRoot(root, cleanAbsolute(action.dest)));
     if ((await lstat(parent).catch(() => undefined)) === undefined) {
@@ -138,6 +151,9 @@ async function applyCopy(root: string, srcRoot: string, action: CopyAction, sign
   const owner = resolveOwner(root, action.owner);
   const mode = compileModeChange(action.mode);
   for (const src of sources) {
+    // ADD: a source that is a tar archive by content is unpacked into dest instead (BuildKit's
+    // attemptUnpack); --chmod does not apply to what an archive holds, --chown does.
+    if (action.attemptUnpack && (await unpackIfArchive(srcRoot, src, root, action.dest, { owner, timestamp: action.timestamp, signal }))) continue;
     await copyPath(srcRoot, src, root, action.dest, {
       ...(owner === undefined ? {} : { owner }),
       ...(mode === undefined ? {} : { mode }),
@@ -147,8 +163,35 @@ async function applyCopy(root: string, srcRoot: string, action: CopyAction, sign
       include: action.include,
       exclude: action.exclude,
       signal,
+      linkFiles,
     });
   }
+}
+
+/**
+ * Unpacks `src` of the tree at `srcRoot` into the directory `dest` (created, with its missing
+ * parents, as a copy would) when it is a tar archive by content (see `archiveCompression`);
+ * false, touching nothing, when it is not.
+ */
+async function unpackIfArchive(
+  srcRoot: string,
+  src: string,
+  root: string,
+  dest: string,
+  options: { readonly owner: Owner | undefined; readonly timestamp: number | undefined; readonly signal: AbortSignal },
+): Promise<boolean> {
+  const host = resolveInRoot(srcRoot, src);
+  const compression = await archiveCompression(host, options.signal).catch(() => null);
+  if (compression === null) return false;
+  const destDir = resolveInRoot(root, cleanAbsolute(dest));
+  await mkdirAll(destDir, 0o755, options.owner, options.timestamp);
+  await unpackArchive(host, destDir, {
+    archiveName: cleanAbsolute(src).slice(1),
+    compression,
+    ...(options.owner === undefined ? {} : { owner: options.owner }),
+    signal: options.signal,
+  });
+  return true;
 }
 
 /** Mounts `snapshot` on a temp directory for the duration of `fn`. */

@@ -31,6 +31,14 @@ export interface CopyOptions {
   readonly include: readonly string[];
   readonly exclude: readonly string[];
   readonly signal?: AbortSignal;
+  /**
+   * Hard-link a regular file instead of copying it when the copy would be identical (same owner,
+   * mode and times: no owner, mode or timestamp change applies to it), falling back to a copy
+   * when the link fails. Only for sources that are immutable (committed snapshots) on the same
+   * filesystem as an unmounted destination: the two names then share one inode, which neither
+   * snapshot ever changes in place.
+   */
+  readonly linkFiles?: boolean;
 }
 
 /**
@@ -176,6 +184,7 @@ class Copier {
         await link(linked, target);
         return true;
       }
+      if (this.#linkable(st) && (await link(src, target).then(() => true, () => false))) return true;
       await copyFile(src, target, fsConstants.COPYFILE_FICLONE);
       if (st.nlink > 1n) this.#inodes.set(key, target);
     } else if (st.isSymbolicLink()) {
@@ -206,6 +215,15 @@ class Copier {
     const writeInfo = included ? (overwriteMetadata && noIncludes) || created : copiedBelow;
     if (writeInfo) await this.#copyInfo(src, target, st);
     return included || copiedBelow;
+  }
+
+  /** Whether linking the file `st` gives what copying it would: nothing about it is to change. */
+  #linkable(st: BigIntStats): boolean {
+    const { linkFiles, owner, mode, timestamp } = this.#options;
+    if (linkFiles !== true || timestamp !== undefined) return false;
+    if (owner !== undefined && (owner.uid !== Number(st.uid) || owner.gid !== Number(st.gid))) return false;
+    const current = Number(st.mode & 0o7777n);
+    return mode === undefined || mode(current, false) === current;
   }
 
   /** With include patterns, directories are made only when something inside them is copied. */

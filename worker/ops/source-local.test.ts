@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SourceOp } from "../../solver/llb/index.js";
 import { withMountedSnapshot } from "../snapshotter/mount.js";
 import { createOverlaySnapshotter } from "../snapshotter/overlay.js";
+import { describeTree } from "../snapshotter/testing/layer-tar.js";
 import type { Snapshotter } from "../snapshotter/types.js";
 import { createLocalSourceRunner, type LocalSourceDeps } from "./source-local.js";
 import { testContext, vertexOf } from "./testing.js";
@@ -82,5 +83,37 @@ describe("createLocalSourceRunner()", () => {
 
   it("refuses malformed pattern attrs", () => {
     expect(() => createLocalSourceRunner(deps, vertexOf(local({ excludepatterns: "ignored" })))).toThrow(/not JSON/);
+  });
+
+  it("makes each later snapshot incrementally, exactly as a full copy would: additions, changes, deletions, modes and symlinks", async () => {
+    const incremental: LocalSourceDeps = { ...deps, racyMs: 0 };
+    const runner = () => createLocalSourceRunner(incremental, vertexOf(local()));
+    writeFileSync(join(context, "src/keep.txt"), "kept");
+    writeFileSync(join(context, "src/gone.txt"), "gone");
+    writeFileSync(join(context, "src/mode.sh"), "mode");
+    const [first] = await runner().run([], testContext());
+    const firstTree = await withMountedSnapshot(await snapshotter.view(first!.id), (root) => describeTree(root, { mtimes: true }));
+
+    writeFileSync(join(context, "src/app.sh"), "echo changed, and longer");
+    rmSync(join(context, "src/gone.txt"));
+    writeFileSync(join(context, "src/new.txt"), "new");
+    chmodSync(join(context, "src/mode.sh"), 0o700);
+    rmSync(join(context, "run"));
+    symlinkSync("src/keep.txt", join(context, "run"));
+    const [second] = await runner().run([], testContext());
+    const [full] = await createLocalSourceRunner({ snapshotter, session: deps.session }, vertexOf(local())).run([], testContext());
+
+    const tree = async (id: string) => withMountedSnapshot(await snapshotter.view(id), (root) => describeTree(root, { mtimes: true }));
+    expect(await tree(second!.id)).toEqual(await tree(full!.id));
+    // The unchanged file is the previous snapshot's inode; the changed ones are new; the previous snapshot is untouched.
+    const physical = async (id: string, path: string) => {
+      const view = await snapshotter.view(id);
+      return statSync(join(view.kind === "bind" ? view.source : "/nonexistent", path));
+    };
+    expect((await physical(second!.id, "src/keep.txt")).ino).toBe((await physical(first!.id, "src/keep.txt")).ino);
+    expect((await physical(second!.id, "src/app.sh")).ino).not.toBe((await physical(first!.id, "src/app.sh")).ino);
+    expect((await physical(second!.id, "src/mode.sh")).ino).not.toBe((await physical(first!.id, "src/mode.sh")).ino);
+    expect((await physical(second!.id, "src/mode.sh")).mode & 0o7777).toBe(0o700);
+    expect(await tree(first!.id)).toEqual(firstTree);
   });
 });

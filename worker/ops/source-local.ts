@@ -1,12 +1,13 @@
 import { constants as fsConstants } from "node:fs";
-import { chmod, copyFile, lchown, mkdir, readlink, symlink } from "node:fs/promises";
+import { chmod, copyFile, lchown, link, lstat, mkdir, readlink, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import { KilnError } from "../../solver/llb/index.js";
+import { digestHex, KilnError, sha256 } from "../../solver/llb/index.js";
 import type { CacheMap, OpContext, OpRunner, ResultRef, SolverVertex } from "../../solver/op.js";
 import { contentChecksum, selectEntries, StatCache, statCacheName, type Selection } from "../checksum/index.js";
 import type { Snapshotter } from "../snapshotter/types.js";
 import { lutimesNs } from "../syscalls.js";
 import type { BuildSession } from "../worker.js";
+import { LocalSyncRecord, statKey } from "./local-sync-record.js";
 
 const SCHEME = "local://";
 
@@ -22,6 +23,8 @@ export interface LocalSourceDeps {
   readonly session: BuildSession;
   /** Where content-hash caches live (`checksums/`), making an unchanged context a stat walk; absent: none. */
   readonly stateDir?: string;
+  /** Files changed this recently (ms) are copied again by the next run rather than linked; default 2000. */
+  readonly racyMs?: number;
 }
 
 /**
@@ -34,7 +37,10 @@ export interface LocalSourceDeps {
  * unchanged context with a state directory costs a stat walk.
  *
  * Run: a new committed snapshot holding a copy of the selected files with their modes, symlinks
- * and times, owned by 0:0, as BuildKit's file transfer resets owners of a build context.
+ * and times, owned by 0:0, as BuildKit's file transfer resets owners of a build context. With a
+ * state directory the copy is incremental (see LocalSyncRecord): a file whose context stat is
+ * unchanged since the previous run is hard-linked from the previous run's snapshot (both are
+ * immutable, so sharing the inode is safe), and only new and changed files are copied.
  */
 export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVertex): OpRunner {
   const op = vertex.op;
@@ -65,6 +71,8 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
     async run(_inputs: readonly ResultRef[], context: OpContext): Promise<readonly ResultRef[]> {
       const dir = directory();
       const entries = await selectEntries(dir, selection, context.signal);
+      const record = deps.stateDir === undefined ? undefined : await LocalSyncRecord.open(join(deps.stateDir, "local-sync", `${recordName(dir, selection)}.json`), deps.racyMs === undefined ? {} : { racyMs: deps.racyMs });
+      const previous = record?.snapshot === undefined ? undefined : await snapshotDirectory(deps.snapshotter, record.snapshot);
       const active = await deps.snapshotter.prepare(null);
       try {
         const target = active.upperdir;
@@ -79,8 +87,14 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
             await chmod(to, mode);
             directories.push({ path: to, atimeNs: stat.atimeNs, mtimeNs: stat.mtimeNs });
           } else if (stat.isFile()) {
+            if (previous !== undefined && record?.unchanged(path, stat) === true && (await link(join(previous, path), to).then(() => true, () => false))) {
+              record.set(path, stat);
+              continue; // The linked inode already has this owner, mode and times.
+            }
             await copyFile(from, to, fsConstants.COPYFILE_FICLONE);
             await chmod(to, mode);
+            // Remembered only if the file did not change while it was copied.
+            if (statKey(await lstat(from, { bigint: true })) === statKey(stat)) record?.set(path, stat);
           } else if (stat.isSymbolicLink()) {
             await symlink(await readlink(from), to);
           } else {
@@ -91,13 +105,30 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
         }
         // Directory times last, deepest first: creating entries inside changed them.
         for (const d of directories.reverse()) lutimesNs(d.path, d.atimeNs, d.mtimeNs);
-        return [{ id: await deps.snapshotter.commit(active) }];
+        const id = await deps.snapshotter.commit(active);
+        await record?.save(id);
+        return [{ id }];
       } catch (error) {
         await deps.snapshotter.abort(active).catch(() => {});
         throw error;
       }
     },
   };
+}
+
+/** The record file name of one directory and selection. */
+function recordName(dir: string, selection: Selection): string {
+  return digestHex(sha256(JSON.stringify([dir, selection.include ?? [], selection.exclude ?? []]))).slice(0, 32);
+}
+
+/** The one directory holding committed snapshot `id`'s tree, or undefined (gone, or a chain). */
+async function snapshotDirectory(snapshotter: Snapshotter, id: string): Promise<string | undefined> {
+  try {
+    const view = await snapshotter.view(id);
+    return view.kind === "bind" ? view.source : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function patternsAttr(attrs: Readonly<Record<string, string>>, key: string): string[] {
