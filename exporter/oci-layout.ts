@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ContentStore } from "../worker/content/content-store.js";
 import { formatReference, MediaTypes, parseReference, type Descriptor, type ImageIndex } from "../worker/oci/index.js";
-import type { BuiltImage } from "./image/build-image.js";
+import { artifactBlobs, artifactManifests, rootDescriptor, type BuiltArtifact } from "./image/build-index.js";
 import { blobPath, writeLayoutDirectory, writeLayoutTar, type LayoutFile } from "./layout-files.js";
 
 /** The OCI annotation naming an image in a layout's index.json. */
@@ -20,13 +20,14 @@ export interface OciLayoutOptions {
 }
 
 /**
- * Writes an image as an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/…`): as one
+ * Writes an image or a multi-platform image (its index is the index.json entry) as an OCI image
+ * layout (`oci-layout`, `index.json`, `blobs/sha256/…`): as one
  * tar (replaced atomically, deterministic headers), or into a directory. A directory that already
  * is a layout keeps its other images: index.json entries with another `ref.name` stay, and
  * entries without a name or with one of this image's names are replaced. The blobs must be in `content`.
  */
-export async function writeOciLayout(image: BuiltImage, content: ContentStore, options: OciLayoutOptions): Promise<void> {
-  const entries = layoutIndexEntries(image.manifest, options.names ?? []);
+export async function writeOciLayout(image: BuiltArtifact, content: ContentStore, options: OciLayoutOptions): Promise<void> {
+  const entries = layoutIndexEntries(rootDescriptor(image), options.names ?? []);
   if (options.tar) {
     await writeLayoutTar(layoutFiles(image, { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: entries }), content, options.dest, options.signal);
     return;
@@ -42,7 +43,8 @@ export async function writeOciLayout(image: BuiltImage, content: ContentStore, o
 }
 
 /**
- * The index.json entries for an image: one manifest descriptor per name, annotated the way
+ * The index.json entries for an image (or index): one descriptor per name, keeping the
+ * descriptor's own annotations (`annotation-manifest-descriptor.*`, `annotation-index-descriptor.*`), annotated the way
  * BuildKit's oci exporter (through containerd's archive writer) does: `org.opencontainers.image.ref.name`
  * holds the tag (the OCI spec's meaning, so `umoci unpack --image DIR:latest` works) and
  * `io.containerd.image.name` the full normalised name. No names: one entry named `latest`
@@ -51,18 +53,19 @@ export async function writeOciLayout(image: BuiltImage, content: ContentStore, o
  */
 export function layoutIndexEntries(manifest: Descriptor, names: readonly string[]): Descriptor[] {
   const plain: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
-  if (names.length === 0) return [{ ...plain, annotations: { [REF_NAME_ANNOTATION]: "latest" } }];
+  const own = manifest.annotations ?? {};
+  if (names.length === 0) return [{ ...plain, annotations: { ...own, [REF_NAME_ANNOTATION]: "latest" } }];
   return names.map((name) => {
     const ref = parseReference(name);
     const full = formatReference(ref);
-    return { ...plain, annotations: { [IMAGE_NAME_ANNOTATION]: full, [REF_NAME_ANNOTATION]: ref.tag ?? full } };
+    return { ...plain, annotations: { ...own, [IMAGE_NAME_ANNOTATION]: full, [REF_NAME_ANNOTATION]: ref.tag ?? full } };
   });
 }
 
-/** The files of a layout holding one image and `index`, metadata first, then blobs: config, layers, manifest. */
-export function layoutFiles(image: BuiltImage, index: ImageIndex, extra: readonly LayoutFile[] = []): LayoutFile[] {
+/** The files of a layout holding one image (or index) and `index`, metadata first, then blobs: configs, layers, manifests, the index. */
+export function layoutFiles(image: BuiltArtifact, index: ImageIndex, extra: readonly LayoutFile[] = []): LayoutFile[] {
   const blobs = new Map<string, LayoutFile>();
-  for (const d of [image.config, ...image.layers, image.manifest]) {
+  for (const d of [...artifactBlobs(image), ...artifactManifests(image)]) {
     blobs.set(d.digest, { kind: "blob", path: blobPath(d.digest), digest: d.digest, size: d.size });
   }
   return [

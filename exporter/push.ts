@@ -3,7 +3,7 @@ import type { ContentStore } from "../worker/content/content-store.js";
 import { formatReference, parseReference, type Reference } from "../worker/oci/index.js";
 import type { RegistryClient } from "../worker/registry/client.js";
 import { pushImage, type BlobPushOutcome, type PushResult } from "../worker/registry/push.js";
-import type { BuiltImage } from "./image/build-image.js";
+import { artifactBlobs, artifactManifests, rootDescriptor, type BuiltArtifact } from "./image/build-index.js";
 
 export interface PushNamesOptions {
   /** Push by digest only, creating no tag (BuildKit's `push-by-digest=true`). */
@@ -27,12 +27,13 @@ export interface PushedImage {
 }
 
 /**
- * Pushes a built image (its blobs in `content`) under `names`: names of one repository share one
+ * Pushes a built image, or a multi-platform image (every platform manifest, then the index), its
+ * blobs in `content`, under `names`: names of one repository share one
  * push with several tags; repositories are pushed one after another, so a later repository of
  * the same registry mounts the blobs an earlier one received instead of uploading them again.
  * A name without a tag gets `latest`, as docker push does; `byDigest` sets no tag at all.
  */
-export async function pushImageNames(image: BuiltImage, names: readonly string[], client: RegistryClient, content: ContentStore, options: PushNamesOptions = {}): Promise<PushedImage> {
+export async function pushImageNames(image: BuiltArtifact, names: readonly string[], client: RegistryClient, content: ContentStore, options: PushNamesOptions = {}): Promise<PushedImage> {
   const byRepository = new Map<string, { ref: Reference; tags: Set<string> }>();
   for (const name of names) {
     const ref = parseReference(name);
@@ -49,8 +50,8 @@ export async function pushImageNames(image: BuiltImage, names: readonly string[]
       return [...new Set(known.filter((location) => location.startsWith(`${ref.domain}/`)).map((location) => location.slice(ref.domain.length + 1)))];
     };
     const result = await pushImage(client, content, ref, {
-      blobs: [image.config, ...image.layers],
-      manifests: [image.manifest],
+      blobs: artifactBlobs(image),
+      manifests: artifactManifests(image),
       tags: [...tags],
       mountSources,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
@@ -60,7 +61,7 @@ export async function pushImageNames(image: BuiltImage, names: readonly string[]
     pushedTo.add(repository);
     repositories.push({ repository, tags: [...tags], result });
   }
-  return { digest: image.manifest.digest, repositories };
+  return { digest: rootDescriptor(image).digest, repositories };
 }
 
 /** `name` normalised and pinned to `digest`, as BuildKit reports pushed names: `host/repo@sha256:…`. */

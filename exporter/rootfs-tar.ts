@@ -22,9 +22,25 @@ export interface PackDirectoryOptions {
  * The caller consumes or destroys the returned stream; an error while walking destroys it.
  */
 export function packDirectory(root: string, options: PackDirectoryOptions = {}): Readable {
+  return packTrees([{ root, prefix: "" }], options);
+}
+
+/** One tree in a multi-tree tar: its directory (null: empty) and the directory name it goes under. */
+export interface PrefixedTree {
+  readonly root: string | null;
+  /** A relative directory name (`linux_amd64`); "" puts the tree at the top. */
+  readonly prefix: string;
+}
+
+/**
+ * Like packDirectory, for several trees in one tar, each under its own top-level directory
+ * (root-owned, mode 0755, time 0), as BuildKit's tar exporter writes a multi-platform result:
+ * `linux_amd64/…`, `linux_arm64/…`, in the order given.
+ */
+export function packTrees(trees: readonly PrefixedTree[], options: PackDirectoryOptions = {}): Readable {
   const pack = tar.pack();
   const links = new Map<string, string>();
-  const walk = async (relative: string): Promise<void> => {
+  const walk = async (root: string, prefix: string, relative: string): Promise<void> => {
     const names = (await readdir(join(root, relative))).sort(compareBytes);
     for (const name of names) {
       options.signal?.throwIfAborted();
@@ -32,7 +48,7 @@ export function packDirectory(root: string, options: PackDirectoryOptions = {}):
       const absolute = join(root, path);
       const stats = await lstat(absolute);
       const base = {
-        name: path,
+        name: prefix === "" ? path : `${prefix}/${path}`,
         mode: stats.mode & 0o7777,
         uid: stats.uid,
         gid: stats.gid,
@@ -41,18 +57,18 @@ export function packDirectory(root: string, options: PackDirectoryOptions = {}):
         mtime: new Date(clampSeconds(stats, options.epoch) * 1000),
       };
       if (stats.isDirectory()) {
-        await addEntry(pack, { ...base, name: `${path}/`, type: "directory" });
-        await walk(path);
+        await addEntry(pack, { ...base, name: `${base.name}/`, type: "directory" });
+        await walk(root, prefix, path);
       } else if (stats.isSymbolicLink()) {
         await addEntry(pack, { ...base, type: "symlink", linkname: await readlink(absolute) });
       } else if (stats.isFile()) {
-        const key = `${stats.dev}:${stats.ino}`;
+        const key = `${prefix}:${stats.dev}:${stats.ino}`;
         const first = stats.nlink > 1 ? links.get(key) : undefined;
         if (first !== undefined) {
           await addEntry(pack, { ...base, type: "link", linkname: first });
           continue;
         }
-        if (stats.nlink > 1) links.set(key, path);
+        if (stats.nlink > 1) links.set(key, base.name);
         await new Promise<void>((resolve, reject) => {
           const entry = pack.entry({ ...base, type: "file", size: stats.size }, (error) => (error ? reject(error) : resolve()));
           pipeline(createReadStream(absolute), entry).catch(reject);
@@ -65,7 +81,13 @@ export function packDirectory(root: string, options: PackDirectoryOptions = {}):
       }
     }
   };
-  walk("").then(
+  const walkAll = async (): Promise<void> => {
+    for (const tree of trees) {
+      if (tree.prefix !== "") await addEntry(pack, { name: `${tree.prefix}/`, type: "directory", mode: 0o755, uid: 0, gid: 0, uname: "", gname: "", mtime: new Date(0) });
+      if (tree.root !== null) await walk(tree.root, tree.prefix, "");
+    }
+  };
+  walkAll().then(
     () => pack.finalize(),
     (error: unknown) => pack.destroy(error instanceof Error ? error : new Error(String(error))),
   );

@@ -1,11 +1,36 @@
 import { resolve } from "node:path";
+import { parseAnnotationOption, type ImageAnnotation } from "../../exporter/index.js";
+import { isKilnError } from "../../solver/llb/index.js";
+import type { LayerCompression } from "../../worker/index.js";
 import { UsageError } from "./usage-error.js";
+
+/**
+ * How an image output makes its image, BuildKit's image exporter options: `compression`
+ * (default gzip), `compression-level`, `force-compression`, `oci-mediatypes` (default true, false
+ * for `type=docker`), `rewrite-timestamp` and the `annotation…` options.
+ */
+export interface ImageOutputOptions {
+  readonly compression: LayerCompression;
+  readonly compressionLevel: number | undefined;
+  readonly forceCompression: boolean;
+  readonly ociMediaTypes: boolean;
+  readonly rewriteTimestamp: boolean;
+  readonly annotations: readonly ImageAnnotation[];
+  /** Options accepted but without effect in kiln (`unpack`), for a warning. */
+  readonly ignored: readonly string[];
+}
 
 /** Where a build's result goes (`--output`/`-o`), resolved. */
 export type OutputSpec =
-  | { readonly type: "oci"; readonly dest: string; readonly tar: boolean; readonly names: readonly string[] }
-  | { readonly type: "docker"; readonly dest: string; readonly names: readonly string[] }
-  | { readonly type: "image"; readonly names: readonly string[]; readonly push: boolean; readonly pushByDigest: boolean }
+  | { readonly type: "oci"; readonly dest: string; readonly tar: boolean; readonly names: readonly string[]; readonly image: ImageOutputOptions }
+  | { readonly type: "docker"; readonly dest: string; readonly names: readonly string[]; readonly image: ImageOutputOptions }
+  | {
+      readonly type: "image";
+      readonly names: readonly string[];
+      readonly push: boolean;
+      readonly pushByDigest: boolean;
+      readonly image: ImageOutputOptions;
+    }
   /** The final filesystem into a directory. */
   | { readonly type: "local"; readonly dest: string }
   /** The final filesystem as one tar; `dest` "-" is standard output. */
@@ -26,7 +51,9 @@ export function parseOutput(text: string): OutputSpec {
   for (const part of splitCsv(text)) {
     const eq = part.indexOf("=");
     if (eq <= 0) throw new UsageError(`Cannot parse output "${text}": "${part}" is not key=value`);
-    const key = part.slice(0, eq).trim().toLowerCase();
+    // Annotation keys keep their case (they are OCI annotation names); other keys are case-insensitive.
+    const rawKey = part.slice(0, eq).trim();
+    const key = /^annotation/i.test(rawKey) ? rawKey : rawKey.toLowerCase();
     fields.set(key, [...(fields.get(key) ?? []), part.slice(eq + 1)]);
   }
   const one = (key: string): string | undefined => fields.get(key)?.at(-1);
@@ -39,15 +66,15 @@ export function parseOutput(text: string): OutputSpec {
   };
   switch (type) {
     case "oci":
-      return { type, dest: resolve(dest()), tar: parseBool(one("tar") ?? "true", text), names };
+      return { type, dest: resolve(dest()), tar: parseBool(one("tar") ?? "true", text), names, image: imageOptions(fields, text, true) };
     case "docker":
-      return { type, dest: resolve(dest()), names };
+      return { type, dest: resolve(dest()), names, image: imageOptions(fields, text, false) };
     case "image":
     case "registry": {
       const push = type === "registry" || parseBool(one("push") ?? "false", text);
       const pushByDigest = parseBool(one("push-by-digest") ?? "false", text);
       if (push && names.length === 0) throw new UsageError(`Cannot use output "${text}": pushing needs name=REGISTRY/REPOSITORY[:TAG]`);
-      return { type: "image", names, push, pushByDigest };
+      return { type: "image", names, push, pushByDigest, image: imageOptions(fields, text, true) };
     }
     case "local":
       return { type, dest: resolve(dest()) };
@@ -60,6 +87,44 @@ export function parseOutput(text: string): OutputSpec {
     default:
       throw new UsageError(`Cannot use output "${text}": unknown type "${type}"; kiln writes "oci", "docker", "image", "registry", "local" and "tar"`);
   }
+}
+
+const COMPRESSIONS: readonly LayerCompression[] = ["gzip", "zstd", "uncompressed"];
+
+/** The image exporter options of an output; `ociDefault` is oci-mediatypes when not given. */
+function imageOptions(fields: ReadonlyMap<string, readonly string[]>, text: string, ociDefault: boolean): ImageOutputOptions {
+  const one = (key: string): string | undefined => fields.get(key)?.at(-1);
+  const compression = one("compression") ?? "gzip";
+  if (!(COMPRESSIONS as readonly string[]).includes(compression)) {
+    throw new UsageError(`Cannot use output "${text}": unknown compression "${compression}"; choose gzip, zstd or uncompressed`);
+  }
+  const levelText = one("compression-level");
+  const level = levelText === undefined ? undefined : Number(levelText);
+  if (level !== undefined && (levelText?.trim() === "" || !Number.isInteger(level))) {
+    throw new UsageError(`Cannot use output "${text}": compression-level "${levelText}" is not a whole number`);
+  }
+  const annotations: ImageAnnotation[] = [];
+  for (const [key, values] of fields) {
+    for (const value of values) {
+      try {
+        const annotation = parseAnnotationOption(key, value);
+        if (annotation !== undefined) annotations.push(annotation);
+      } catch (error) {
+        throw isKilnError(error) ? new UsageError(`Cannot use output "${text}": ${error.message.charAt(0).toLowerCase()}${error.message.slice(1)}`) : error;
+      }
+    }
+  }
+  const ociText = one("oci-mediatypes");
+  return {
+    compression: compression as LayerCompression,
+    compressionLevel: level,
+    forceCompression: parseBool(one("force-compression") ?? "false", text),
+    // zstd has no Docker media type: as in BuildKit, zstd layers make an OCI image.
+    ociMediaTypes: compression === "zstd" ? true : parseBool(ociText ?? String(ociDefault), text),
+    rewriteTimestamp: parseBool(one("rewrite-timestamp") ?? "false", text),
+    annotations,
+    ignored: fields.has("unpack") ? ["unpack"] : [],
+  };
 }
 
 function parseBool(value: string, text: string): boolean {

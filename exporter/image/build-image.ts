@@ -10,6 +10,7 @@ import { buildImageSpec, serializeImageSpec } from "./config.js";
 import { imageTime } from "./epoch.js";
 import { clampHistory, normalizeHistory } from "./history.js";
 import { exportLayers } from "./layers.js";
+import type { LayerVariants } from "./layer-variants.js";
 import { buildManifest, imageMediaTypes, serializeManifest } from "./manifest.js";
 
 export interface BuildImageInput {
@@ -35,6 +36,18 @@ export interface BuildImageInput {
    * through `onLayerBlob`, because they depend on the epoch.
    */
   readonly rewriteTimestamp?: boolean;
+  /** Annotations of the manifest itself (BuildKit's `annotation-manifest.*`). */
+  readonly manifestAnnotations?: Readonly<Record<string, string>>;
+  /**
+   * Annotations of the returned manifest descriptor (BuildKit's `annotation-manifest-descriptor.*`):
+   * they end up where the descriptor is written, an index's entry or a layout's index.json.
+   */
+  readonly descriptorAnnotations?: Readonly<Record<string, string>>;
+  /**
+   * Blobs already made for a diff id in some compression, so that a forced recompression
+   * (`forceCompression`) is done once per layer and compression, not once per export.
+   */
+  readonly variants?: LayerVariants;
   /** Called when a layer blob was made for a snapshot, so the caller can remember it (snapshotter.setBlob) and never compress it again. */
   readonly onLayerBlob?: (snapshot: string, blob: LayerBlob) => Promise<void>;
   readonly signal?: AbortSignal;
@@ -43,6 +56,8 @@ export interface BuildImageInput {
 
 /** An image in the content store: its manifest, config and layer descriptors, and the config itself. */
 export interface BuiltImage {
+  readonly kind: "image";
+  /** The manifest's descriptor (with the `descriptorAnnotations` asked for). */
   readonly manifest: Descriptor;
   readonly config: Descriptor;
   readonly layers: readonly Descriptor[];
@@ -72,6 +87,7 @@ export async function buildImage(input: BuildImageInput): Promise<BuiltImage> {
       compression,
       ociMediaTypes: oci,
       ...(input.forceCompression === undefined ? {} : { forceCompression: input.forceCompression }),
+      ...(input.variants === undefined ? {} : { variants: input.variants }),
       ...(input.onLayerBlob === undefined ? {} : { onLayerBlob: input.onLayerBlob }),
       ...(input.rewriteTimestamp === true && input.epoch !== undefined ? { rewriteEpoch: input.epoch } : {}),
       ...(progress === undefined ? {} : { progress }),
@@ -88,8 +104,14 @@ export async function buildImage(input: BuildImageInput): Promise<BuiltImage> {
     const configBlob = await input.content.writeBytes(serializeImageSpec(spec));
     const config: Descriptor = { mediaType: types.config, digest: configBlob.digest, size: configBlob.size };
     const layers = kept.map((l) => l.descriptor);
-    const manifestBlob = await input.content.writeBytes(serializeManifest(buildManifest(config, layers, oci)));
-    const manifest: Descriptor = { mediaType: types.manifest, digest: manifestBlob.digest, size: manifestBlob.size };
-    return { manifest, config, layers, spec };
+    const manifestBlob = await input.content.writeBytes(serializeManifest(buildManifest(config, layers, oci, input.manifestAnnotations)));
+    const descriptorAnnotations = input.descriptorAnnotations;
+    const manifest: Descriptor = {
+      mediaType: types.manifest,
+      digest: manifestBlob.digest,
+      size: manifestBlob.size,
+      ...(descriptorAnnotations === undefined || Object.keys(descriptorAnnotations).length === 0 ? {} : { annotations: descriptorAnnotations }),
+    };
+    return { kind: "image", manifest, config, layers, spec };
   });
 }

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
 import { delimiter, join } from "node:path";
 import { Duplex, PassThrough } from "node:stream";
+import { createGunzip } from "node:zlib";
 import { assertNever } from "../../solver/llb/index.js";
 import { MediaTypes, type LayerCompression } from "../../worker/oci/index.js";
 import { ExportError } from "../errors.js";
@@ -62,7 +63,7 @@ export function createCompressor(compression: ResolvedCompression): Duplex {
     case "gzip":
       return new ParallelGzip({ level: compression.level });
     case "zstd":
-      return zstdProcess(compression.level);
+      return zstdProcess(["-T0", `-${compression.level}`, ...(compression.level > 19 ? ["--ultra"] : [])]);
     case "uncompressed":
       return new PassThrough();
     default:
@@ -70,8 +71,29 @@ export function createCompressor(compression: ResolvedCompression): Duplex {
   }
 }
 
-function zstdProcess(level: number): Duplex {
-  const args = ["-q", "-c", "-T0", "--no-progress", `-${level}`, ...(level > 19 ? ["--ultra"] : [])];
+/**
+ * A fresh decompressing stream for a stored blob of compression `kind`: blob bytes in,
+ * uncompressed tar out (gzip through zlib, zstd through `zstd -d`), for converting a layer to
+ * another compression (`force-compression`).
+ */
+export function createDecompressor(kind: LayerCompression): Duplex {
+  switch (kind) {
+    case "gzip":
+      return createGunzip();
+    case "zstd":
+      if (findProgram("zstd") === undefined) {
+        throw new ExportError("KILN_EXPORT_COMPRESSION_UNAVAILABLE", `Cannot decompress a "zstd" layer: Node ${process.versions.node} has no zstd in zlib and no "zstd" program is on PATH`);
+      }
+      return zstdProcess(["-d"]);
+    case "uncompressed":
+      return new PassThrough();
+    default:
+      return assertNever(kind);
+  }
+}
+
+function zstdProcess(mode: readonly string[]): Duplex {
+  const args = ["-q", "-c", "--no-progress", ...mode];
   const child = spawn("zstd", args, { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr = (stderr + text).slice(-2000)));

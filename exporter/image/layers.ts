@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
-import { PassThrough, Transform, type TransformCallback } from "node:stream";
+import { PassThrough, Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import PQueue from "p-queue";
 import type { Digest } from "../../solver/llb/index.js";
@@ -8,8 +8,10 @@ import type { VertexProgress } from "../../solver/progress.js";
 import type { ContentStore } from "../../worker/content/content-store.js";
 import { layerCompression, type Descriptor } from "../../worker/oci/index.js";
 import type { LayerBlob, LayerSource } from "../../worker/snapshotter/types.js";
-import { createCompressor, layerMediaType, type ResolvedCompression } from "./compressor.js";
+import { ExportError } from "../errors.js";
+import { createCompressor, createDecompressor, layerMediaType, type ResolvedCompression } from "./compressor.js";
 import { clampTarTimes } from "./epoch.js";
+import type { LayerVariants } from "./layer-variants.js";
 
 /** One layer of the image-to-be, in the content store. `empty` layers (a tar with no entries) are left out of the image. */
 export interface ExportedLayer {
@@ -25,6 +27,8 @@ export interface ExportLayersOptions {
   readonly ociMediaTypes: boolean;
   /** Recompress reused blobs whose compression differs from `compression` (BuildKit's force-compression). */
   readonly forceCompression?: boolean;
+  /** Where blobs made per diff id and compression are recorded and looked up, so each is made once. */
+  readonly variants?: LayerVariants;
   /**
    * rewrite-timestamp: new layers get file times after this (seconds) clamped to it. Such blobs
    * depend on the epoch, so they are not reported through `onLayerBlob`; reused blobs keep their
@@ -40,7 +44,9 @@ export interface ExportLayersOptions {
 /**
  * Makes sure every layer has a blob in the content store; returns them in input order (base
  * first). A source with `blob` is reused as it is (only its media type is converted between OCI
- * and Docker names), so base layers and earlier exports are never compressed again. Others are
+ * and Docker names), so base layers and earlier exports are never compressed again, unless
+ * `forceCompression` asks for another compression: then the blob is decompressed and compressed
+ * again once, and the result recorded in `variants` for later exports. Others are
  * streamed once from `openTar()` through sha256 (the diff id) and the compressor into
  * `content.ingest`. Layers are made in parallel, up to the core count at once; each gzip layer
  * is itself compressed block-parallel on libuv's thread pool, so even one big layer uses every
@@ -70,22 +76,57 @@ export async function exportLayers(layers: readonly LayerSource[], options: Expo
 }
 
 async function exportLayer(layer: LayerSource, options: ExportLayersOptions): Promise<ExportedLayer> {
-  const reusable = layer.blob !== undefined && (!options.forceCompression || layerCompression(layer.blob.descriptor.mediaType) === options.compression.kind);
-  if (layer.blob !== undefined && reusable) {
-    return { snapshot: layer.snapshot, descriptor: convertMediaType(layer.blob.descriptor, options.ociMediaTypes), diffId: layer.blob.diffId, empty: false };
+  const wanted = options.compression.kind;
+  if (layer.blob !== undefined) {
+    const blob = layer.blob;
+    const stored = layerCompression(blob.descriptor.mediaType);
+    if (stored === wanted) return reused(layer, blob.descriptor, blob.diffId, options);
+    // A variant in the wanted compression made by an earlier export costs nothing: prefer it.
+    const known = await options.variants?.get(blob.diffId, wanted);
+    if (known !== undefined) return reused(layer, known, blob.diffId, options);
+    // Without force-compression the stored blob is kept as it is (BuildKit's rule), unless Docker
+    // media types are asked for and it is zstd, which Docker schema 2 cannot name.
+    const mustConvert = options.forceCompression === true || (!options.ociMediaTypes && stored === "zstd");
+    if (!mustConvert) return reused(layer, blob.descriptor, blob.diffId, options);
+    const converted = await compressLayer(layer, options, () => convertingSource(blob, options.content, options.signal));
+    if (converted.diffId !== blob.diffId) {
+      throw new ExportError(
+        "KILN_EXPORT_INVALID_IMAGE",
+        `Cannot recompress layer ${blob.descriptor.digest}: its content decompresses to ${converted.diffId}, not its diff id ${blob.diffId}`,
+      );
+    }
+    await options.variants?.set(blob.diffId, wanted, converted.descriptor);
+    return { snapshot: layer.snapshot, descriptor: converted.descriptor, diffId: blob.diffId, empty: false };
   }
-  const { descriptor, diffId, empty } = await compressLayer(layer, options);
-  if (!empty && options.rewriteEpoch === undefined) await options.onLayerBlob?.(layer.snapshot, { descriptor, diffId });
+  const { descriptor, diffId, empty } = await compressLayer(layer, options, () => {
+    const opened = layer.openTar(options.signal);
+    return options.rewriteEpoch === undefined ? opened : clampTarTimes(opened, options.rewriteEpoch);
+  });
+  if (!empty && options.rewriteEpoch === undefined) {
+    await options.onLayerBlob?.(layer.snapshot, { descriptor, diffId });
+    await options.variants?.set(diffId, wanted, descriptor);
+  }
   return { snapshot: layer.snapshot, descriptor, diffId, empty };
 }
 
-async function compressLayer(layer: LayerSource, options: ExportLayersOptions): Promise<{ descriptor: Descriptor; diffId: Digest; empty: boolean }> {
+function reused(layer: LayerSource, descriptor: Descriptor, diffId: Digest, options: ExportLayersOptions): ExportedLayer {
+  return { snapshot: layer.snapshot, descriptor: convertMediaType(descriptor, options.ociMediaTypes), diffId, empty: false };
+}
+
+/** The uncompressed tar of a stored blob. */
+function convertingSource(blob: LayerBlob, content: ContentStore, signal: AbortSignal | undefined): Readable {
+  const kind = layerCompression(blob.descriptor.mediaType);
+  if (kind === undefined) throw new ExportError("KILN_EXPORT_INVALID_IMAGE", `Cannot recompress layer ${blob.descriptor.digest}: media type "${blob.descriptor.mediaType}" is not a layer type`);
+  const decompressed = createDecompressor(kind);
+  pipeline(content.openRead(blob.descriptor.digest), decompressed, signal === undefined ? {} : { signal }).catch((error: unknown) => decompressed.destroy(error as Error));
+  return decompressed;
+}
+
+async function compressLayer(layer: LayerSource, options: ExportLayersOptions, openSource: () => Readable): Promise<{ descriptor: Descriptor; diffId: Digest; empty: boolean }> {
   const tap = new DiffIdTap();
   const compressed = new PassThrough();
   const signalOption = options.signal === undefined ? {} : { signal: options.signal };
-  const opened = layer.openTar(options.signal);
-  const tarStream = options.rewriteEpoch === undefined ? opened : clampTarTimes(opened, options.rewriteEpoch);
-  const producing = pipeline(tarStream, tap, createCompressor(options.compression), compressed, signalOption);
+  const producing = pipeline(openSource(), tap, createCompressor(options.compression), compressed, signalOption);
   const progress = options.progress;
   const ingesting = options.content.ingest(compressed, {
     ...signalOption,

@@ -10,14 +10,16 @@ export function imageMediaTypes(oci: boolean): { readonly manifest: string; read
 /**
  * An image manifest: schema 2 with its own media type, the config descriptor and the layer
  * descriptors base first. Layer annotations are kept only for OCI manifests (Docker schema 2 has
- * none), as BuildKit does.
+ * none), as BuildKit does. `annotations` (BuildKit's `annotation-manifest.*`) go on the manifest
+ * itself; Docker schema 2 has no field for them, but registries and tools keep them, as with BuildKit.
  */
-export function buildManifest(config: Descriptor, layers: readonly Descriptor[], oci: boolean): Manifest {
+export function buildManifest(config: Descriptor, layers: readonly Descriptor[], oci: boolean, annotations?: Readonly<Record<string, string>>): Manifest {
   return {
     schemaVersion: 2,
     mediaType: imageMediaTypes(oci).manifest,
     config: plainDescriptor(config, true),
     layers: layers.map((layer) => plainDescriptor(layer, oci)),
+    ...(annotations === undefined || Object.keys(annotations).length === 0 ? {} : { annotations }),
   };
 }
 
