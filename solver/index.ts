@@ -8,6 +8,7 @@ export { collectUsage, pruneCache, selectForPrune } from "./cache-prune.js";
 export type { CacheUsage, PrunePolicy, PruneResult, UsageOptions } from "./cache-prune.js";
 export { exportCacheManifest, importCacheManifest, selectCacheExport } from "./cache-export.js";
 export type { CacheExportMode, CacheManifest, CacheManifestRecord } from "./cache-export.js";
+export type { CacheSource } from "./cache-source.js";
 export { PlanError, RunnerContractError, VertexError } from "./errors.js";
 export type { FailedVertex } from "./errors.js";
 export { createPlan, describeOp } from "./plan.js";

@@ -3,6 +3,7 @@ import PQueue from "p-queue";
 import type { Definition, Digest } from "./llb/index.js";
 import { computeCacheKey, type CacheKeyDep, type CacheKeyInputs } from "./cache-key.js";
 import type { CacheRecord, CacheStore } from "./cache-store.js";
+import type { CacheSource } from "./cache-source.js";
 import { RunnerContractError, VertexError } from "./errors.js";
 import { InFlightRuns } from "./in-flight.js";
 import type { CacheMap, OpContext, OpRunner, ResolveOp, ResultRef } from "./op.js";
@@ -27,6 +28,11 @@ export interface SolveOptions {
   readonly noCache?: boolean;
   /** Whether a result recorded earlier still exists (its snapshot may have been pruned); default: yes. */
   readonly isAlive?: (ref: ResultRef) => Promise<boolean>;
+  /**
+   * Imported caches, consulted in order when the store misses. A hit there is CACHED like a local
+   * one; its results are materialized only when the solve needs them, then recorded in the store.
+   */
+  readonly cacheSources?: readonly CacheSource[];
 }
 
 /** The head's result (null when the head is scratch), its cache key, and what became of each vertex. */
@@ -117,6 +123,8 @@ class Solve {
   readonly #lookups = new Map<Digest, Promise<CacheRecord | undefined>>();
   readonly #results = new Map<Digest, Promise<readonly ResultRef[]>>();
   readonly #status = new Map<Digest, "cached" | "ran">();
+  /** Records that came from an imported cache (their results are not local yet), with where from. */
+  readonly #imported = new WeakMap<CacheRecord, { readonly source: CacheSource; readonly key: Digest }>();
 
   constructor(state: SolverState, plan: Plan, options: SolveOptions) {
     this.#state = state;
@@ -309,7 +317,8 @@ class Solve {
       this.#status.set(digest, "cached");
       this.#sink({ type: "vertex.cached", digest, name: planned.name, time: Date.now() });
       const touches = [this.#state.store.touch(info.key)];
-      if (info.aliasKey !== undefined) {
+      // An imported record's results are not local: it is recorded once materialized (#result).
+      if (info.aliasKey !== undefined && !this.#imported.has(record)) {
         touches.push(
           info.aliasHit === undefined
             ? this.#state.store.record(info.aliasKey, { ...record, canonicalKey: info.key, created: Date.now(), lastUsed: Date.now() })
@@ -324,17 +333,35 @@ class Solve {
 
   async #loadAlive(key: Digest): Promise<CacheRecord | undefined> {
     const record = await this.#state.store.load(key);
-    if (record === undefined) return undefined;
-    const alive = await Promise.all(record.results.map((ref) => this.#isAlive(ref)));
-    return alive.every(Boolean) ? record : undefined;
+    if (record !== undefined) {
+      const alive = await Promise.all(record.results.map((ref) => this.#isAlive(ref)));
+      if (alive.every(Boolean)) return record;
+    }
+    for (const source of this.#options.cacheSources ?? []) {
+      const found = await source.load(key);
+      if (found === undefined) continue;
+      this.#imported.set(found, { source, key });
+      return found;
+    }
+    return undefined;
   }
 
   /** The results of a vertex: its cache record's, or those of running it (inputs first). */
   #result(digest: Digest): Promise<readonly ResultRef[]> {
     return this.#memo(this.#results, digest, async () => {
       const record = await this.#lookup(digest);
-      if (record !== undefined) return record.results;
       const planned = this.#vertex(digest);
+      if (record !== undefined) {
+        const imported = this.#imported.get(record);
+        if (imported === undefined) return record.results;
+        const results = await this.#guard(planned, () => imported.source.materialize(imported.key, record, this.#signal));
+        if (results !== undefined) {
+          checkResults(planned.name, results);
+          await this.#record(planned, await this.#key(digest), results, record);
+          return results;
+        }
+        // The imported results could not be had (the source said why): build the step instead.
+      }
       const info = await this.#key(digest);
       const inputs = await Promise.all(planned.vertex.inputs.map((_, index) => this.#inputResult(digest, index)));
       return this.#execute(planned, info, inputs);
@@ -403,11 +430,12 @@ class Solve {
     });
   }
 
-  async #record(planned: PlannedVertex, info: KeyInfo, results: readonly ResultRef[]): Promise<void> {
+  /** Records results under the vertex's key (and alias); `from` is the imported record they were materialized from. */
+  async #record(planned: PlannedVertex, info: KeyInfo, results: readonly ResultRef[], from?: CacheRecord): Promise<void> {
     const now = Date.now();
     const op = planned.vertex.op;
     const type = op.kind === "source" ? `source.${op.identifier.split("://")[0] ?? "unknown"}` : op.kind;
-    const record: CacheRecord = { results, created: now, lastUsed: now, vertexName: planned.name, type, keyInputs: info.inputs };
+    const record: CacheRecord = { results, created: from?.created ?? now, lastUsed: now, vertexName: planned.name, type, keyInputs: info.inputs };
     await this.#state.store.record(info.key, record);
     if (info.aliasKey !== undefined) await this.#state.store.record(info.aliasKey, { ...record, canonicalKey: info.key });
   }

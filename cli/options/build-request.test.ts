@@ -2,9 +2,11 @@ import { describe, expect, test } from "vitest";
 import { parseBuildArgs } from "./build-request.js";
 
 describe("parseBuildArgs()", () => {
-  test("answers --cache-to and --cache-from with a clear usage error until cache export exists", () => {
-    expect(() => parseBuildArgs(["--cache-to", "type=local,dest=c", "."])).toThrow(/does not support it yet/);
-    expect(() => parseBuildArgs(["--cache-from", "type=local,src=c", "."])).toThrow(/--cache-to\/--cache-from/);
+  test("takes buildctl's --export-cache/--import-cache as docker's --cache-to/--cache-from", () => {
+    const docker = parseBuildArgs(["--cache-to", "type=local,dest=c,mode=max", "--cache-from", "type=local,src=c", "."]);
+    const buildctl = parseBuildArgs(["--export-cache", "type=local,dest=c,mode=max", "--import-cache", "type=local,src=c", "."]);
+    expect(docker.options).toMatchObject({ cacheTo: ["type=local,dest=c,mode=max"], cacheFrom: ["type=local,src=c"] });
+    expect(buildctl.options).toEqual(docker.options);
   });
 
   test("takes docker build's flags into build options", () => {

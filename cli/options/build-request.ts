@@ -1,13 +1,16 @@
 import { isAbsolute, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { defaultPlatform, parsePlatform, type NetworkMode, type Platform } from "../../solver/llb/index.js";
+import { defaultPlatform, formatPlatform, parsePlatform, type NetworkMode, type Platform } from "../../solver/llb/index.js";
 import { translateBuildctlArgs } from "./buildctl-args.js";
 import { parseBuildContexts, type BuildContextSpec } from "./build-context.js";
+import { parseCacheExport, parseCacheImport } from "./cache-spec.js";
+import type { CacheExportSpec, CacheImportSpec } from "../../exporter/cache/index.js";
 import { parseOutput, type OutputSpec } from "./output.js";
 import { UsageError } from "./usage-error.js";
 import { parseSnapshotter } from "./snapshotter.js";
 import { parseSecretFlags, parseSshFlags } from "./secret.js";
 import type { SecretSource, SshSource } from "../../worker/index.js";
+import { parseEntitlement, type Entitlement } from "../../worker/ops/entitlements.js";
 import type { SnapshotterChoice } from "../api.js";
 
 /** How progress is shown. */
@@ -21,7 +24,7 @@ export interface BuildOptions {
   readonly file?: string;
   readonly target?: string;
   readonly buildArgs?: Readonly<Record<string, string>>;
-  /** `os/arch[/variant]`; default this machine's. */
+  /** `os/arch[/variant]`, or several separated by commas (a multi-platform image); default this machine's. */
   readonly platform?: string;
   readonly outputs?: readonly string[];
   /** Image names (`-t`): stored in kiln's local image store. */
@@ -45,6 +48,12 @@ export interface BuildOptions {
   readonly secrets?: Readonly<Record<string, SecretSource>>;
   /** SSH agent sockets by id for `RUN --mount=type=ssh` (`--ssh`). */
   readonly ssh?: Readonly<Record<string, SshSource>>;
+  /** Entitlements granted to the build (`--allow`, BuildKit's names): `security.insecure` lets `RUN --security=insecure` run privileged. */
+  readonly allow?: readonly string[];
+  /** Where to export the build cache (`--cache-to`, buildctl's `--export-cache`), as written: `type=local,dest=DIR,mode=max`. */
+  readonly cacheTo?: readonly string[];
+  /** Caches to import (`--cache-from`, buildctl's `--import-cache`), as written: `type=local,src=DIR`, `type=registry,ref=REF` or `REF`. */
+  readonly cacheFrom?: readonly string[];
 }
 
 /** BuildOptions validated once, with every default filled in. Inner code only sees this. */
@@ -53,7 +62,10 @@ export interface BuildRequest {
   readonly dockerfile: string;
   readonly target: string | undefined;
   readonly buildArgs: Readonly<Record<string, string>>;
+  /** The first of `platforms`: what a single-platform build is for. */
   readonly platform: Platform;
+  /** Every platform asked for (`--platform a,b`), in order, without duplicates; at least one. */
+  readonly platforms: readonly Platform[];
   readonly outputs: readonly OutputSpec[];
   readonly tags: readonly string[];
   readonly noCache: boolean;
@@ -66,24 +78,31 @@ export interface BuildRequest {
   readonly network: NetworkMode;
   readonly secrets: Readonly<Record<string, SecretSource>>;
   readonly ssh: Readonly<Record<string, SshSource>>;
+  readonly allow: readonly Entitlement[];
+  readonly cacheExports: readonly CacheExportSpec[];
+  readonly cacheImports: readonly CacheImportSpec[];
 }
 
 /** Validates options and fills defaults; throws UsageError naming what is wrong. */
 export function resolveBuildOptions(options: BuildOptions, cwd = process.cwd()): BuildRequest {
   const contextDir = resolve(cwd, options.context);
   const dockerfile = options.file === undefined ? join(contextDir, "Dockerfile") : isAbsolute(options.file) ? options.file : resolve(cwd, options.file);
-  let platform: Platform;
+  let platforms: Platform[];
   try {
-    platform = options.platform === undefined ? defaultPlatform() : parsePlatform(options.platform);
+    const texts = (options.platform ?? "").split(",").map((p) => p.trim()).filter((p) => p !== "");
+    const parsed = texts.length === 0 ? [defaultPlatform()] : texts.map(parsePlatform);
+    platforms = [...new Map(parsed.map((p) => [formatPlatform(p), p])).values()];
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
+  const platform = platforms[0] as Platform;
   return {
     contextDir,
     dockerfile,
     target: options.target,
     buildArgs: options.buildArgs ?? {},
     platform,
+    platforms,
     outputs: (options.outputs ?? []).map(parseOutput),
     tags: options.tags ?? [],
     noCache: options.noCache ?? false,
@@ -96,7 +115,18 @@ export function resolveBuildOptions(options: BuildOptions, cwd = process.cwd()):
     network: resolveNetwork(options.network),
     secrets: options.secrets ?? {},
     ssh: options.ssh ?? {},
+    allow: resolveAllow(options.allow ?? []),
+    cacheExports: (options.cacheTo ?? []).map((value) => parseCacheExport(value, cwd)),
+    cacheImports: (options.cacheFrom ?? []).map((value) => parseCacheImport(value, cwd)),
   };
+}
+
+function resolveAllow(names: readonly string[]): Entitlement[] {
+  try {
+    return [...new Set(names.flatMap((n) => n.split(",")).map((n) => n.trim()).filter((n) => n !== "").map(parseEntitlement))];
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
 }
 
 function resolveNetwork(network: string | undefined): NetworkMode {
@@ -134,7 +164,6 @@ export function parseBuildArgs(argv: readonly string[]): ParsedBuildCommand {
         platform: { type: "string" },
         output: { type: "string", short: "o", multiple: true },
         "no-cache": { type: "boolean" },
-        // Accepted so that the answer is a clear "not yet" rather than "unknown option".
         "cache-to": { type: "string", multiple: true },
         "cache-from": { type: "string", multiple: true },
         "no-cache-filter": { type: "string", multiple: true },
@@ -148,17 +177,16 @@ export function parseBuildArgs(argv: readonly string[]): ParsedBuildCommand {
         snapshotter: { type: "string" },
         secret: { type: "string", multiple: true },
         ssh: { type: "string", multiple: true },
+        allow: { type: "string", multiple: true },
       },
     });
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
   const { values, positionals } = parsed;
-  if (values["cache-to"] !== undefined || values["cache-from"] !== undefined) {
-    throw new UsageError(
-      "Cannot export or import the build cache (--cache-to/--cache-from, buildctl's --export-cache/--import-cache): kiln does not support it yet; the cache under --root is kept between builds",
-    );
-  }
+  // Checked here, so a wrong value is a usage error before anything starts.
+  for (const value of values["cache-to"] ?? []) parseCacheExport(value);
+  for (const value of values["cache-from"] ?? []) parseCacheImport(value);
   if (positionals.length !== 1) {
     throw new UsageError(`"kiln build" requires exactly 1 argument (the context directory, or --local context=DIR), got ${positionals.length}`);
   }
@@ -171,6 +199,9 @@ export function parseBuildArgs(argv: readonly string[]): ParsedBuildCommand {
       if (fromEnv !== undefined) buildArgs[arg] = fromEnv;
     } else buildArgs[arg.slice(0, eq)] = arg.slice(eq + 1);
   }
+  // As docker buildx: SOURCE_DATE_EPOCH in the environment is a build arg unless one is given.
+  const epochFromEnv = process.env["SOURCE_DATE_EPOCH"];
+  if (epochFromEnv !== undefined && epochFromEnv !== "" && buildArgs["SOURCE_DATE_EPOCH"] === undefined) buildArgs["SOURCE_DATE_EPOCH"] = epochFromEnv;
   const progress = values.progress ?? "auto";
   if (!["auto", "tty", "plain", "rawjson", "quiet"].includes(progress)) {
     throw new UsageError(`Cannot use --progress "${progress}": choose auto, tty, plain, rawjson or quiet`);
@@ -204,6 +235,9 @@ export function parseBuildArgs(argv: readonly string[]): ParsedBuildCommand {
       ...(values.network === undefined ? {} : { network: resolveNetwork(values.network) }),
       ...(values.secret === undefined ? {} : { secrets: parseSecretFlags(values.secret) }),
       ...(values.ssh === undefined ? {} : { ssh: parseSshFlags(values.ssh) }),
+      ...(values.allow === undefined ? {} : { allow: values.allow }),
+      ...(values["cache-to"] === undefined ? {} : { cacheTo: values["cache-to"] }),
+      ...(values["cache-from"] === undefined ? {} : { cacheFrom: values["cache-from"] }),
     },
   };
 }

@@ -17,6 +17,15 @@ export interface CacheMountLease {
 }
 
 /**
+ * The directory name of cache id `id` under a CacheMounts root (a `private` mount's extra
+ * instances are `NAME-1`, `NAME-2`…). Cache export and import (`exporter/cache/`) use it to find a
+ * cache mount by id; the worker keeps its cache mounts in `<state root>/executor/cache-mounts`.
+ */
+export function cacheMountName(id: string): string {
+  return sha256(`cache-mount:${id}`).slice("sha256:".length, "sha256:".length + 32);
+}
+
+/**
  * Persistent `RUN --mount=type=cache` directories under `root`, one per cache id (named by a
  * hash of the id, so any id is a safe file name). Sharing, as BuildKit:
  * - `shared`: every RUN uses the same directory at the same time;
@@ -35,7 +44,7 @@ export class CacheMounts {
   }
 
   async acquire(mount: CacheMount, seed: string | undefined, signal: AbortSignal): Promise<CacheMountLease> {
-    const base = sha256(`cache-mount:${mount.id}`).slice("sha256:".length, "sha256:".length + 32);
+    const base = cacheMountName(mount.id);
     const sharing: CacheSharing = mount.sharing;
     let name = base;
     let unlock = () => {};

@@ -1,0 +1,17 @@
+export { CACHE_CONFIG_MEDIA_TYPE, CacheImportError, INLINE_CACHE_KEY, parseCacheConfig } from "./cache-config.js";
+export type { CacheConfig, CacheConfigRecord, CacheLayer, CacheMountEntry, SolverRecordData } from "./cache-config.js";
+export { isCacheManifest, readCacheConfig, writeCacheArtifact } from "./cache-artifact.js";
+export type { CacheArtifact } from "./cache-artifact.js";
+export { cacheMountsRoot, packCacheMounts, restoreCacheMounts } from "./cache-mounts.js";
+export type { CacheExportSpec, CacheImportSpec, CacheMode } from "./cache-spec.js";
+export { collectCache } from "./collect-cache.js";
+export type { CollectCacheOptions, CollectedCache } from "./collect-cache.js";
+export { ImportedCache, openBlobTar } from "./imported-cache.js";
+export type { BlobSource, ImportedCacheOptions } from "./imported-cache.js";
+export { addInlineCache, inlineConfig } from "./inline-cache.js";
+export { readLocalCache, writeLocalCache } from "./local-cache.js";
+export { openImportedCache } from "./open-cache.js";
+export type { OpenCacheOptions } from "./open-cache.js";
+export { pushRegistryCache, readRegistryCache } from "./registry-cache.js";
+export { writeCache } from "./write-cache.js";
+export type { WriteCacheOptions, WrittenCache } from "./write-cache.js";
