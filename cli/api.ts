@@ -1,14 +1,17 @@
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
+import type { Writable } from "node:stream";
 import { createSourceFile, lowerDockerfile, parseDockerfile, type LoweredBuild, type SourceFile } from "../frontend/index.js";
 import { createSolver, openCacheStore, type CacheStore, type ProgressEvent, type ProgressSink, type Solver } from "../solver/index.js";
 import { defaultPlatform, KilnError, type Digest, type ImageSpec } from "../solver/llb/index.js";
-import { createWorker, type Worker } from "../worker/index.js";
+import { checkEntitlements, createWorker, type Worker } from "../worker/index.js";
 import { collectGarbage } from "./cache/cache-gc.js";
+import { exportBuildCache, inlineCacheHook, openCacheSources, type SolvedBuild } from "./cache/build-cache.js";
 import { withNoCacheFilter } from "./cache/no-cache-filter.js";
 import { BuildLogWriter, newBuildId } from "./build-logs.js";
 import { EventChannel } from "./event-channel.js";
-import { BlobLocations, exportResult } from "./export-outputs.js";
+import { parseSourceDateEpoch } from "../exporter/index.js";
+import { BlobLocations, exportResult, type PlatformResult } from "./export-outputs.js";
 import { explainMissingSource } from "./missing-source.js";
 import { frontendContexts, localContextDirs } from "./named-contexts.js";
 import { resolveBuildOptions, type BuildOptions, type BuildRequest } from "./options/build-request.js";
@@ -53,10 +56,15 @@ export interface BuildHandle extends PromiseLike<BuildResult>, AsyncIterable<Pro
   readonly events: AsyncIterable<ProgressEvent>;
 }
 
+/** Where a build's standard output goes (`-o -`, `type=tar,dest=-`): default process.stdout. A daemon passes its client's. */
+export interface BuildIo {
+  readonly stdout?: Writable;
+}
+
 /** What runs builds: an engine in this process, or a daemon over its socket (cli/daemon/client.ts). */
 export interface BuildService {
   /** Starts a build; `id` names its logs (default: a new id). */
-  build(options: BuildOptions, signal?: AbortSignal, id?: string): BuildHandle;
+  build(options: BuildOptions, signal?: AbortSignal, id?: string, io?: BuildIo): BuildHandle;
   close(): Promise<void>;
 }
 
@@ -81,8 +89,8 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     root,
     worker,
     cache,
-    build: (buildOptions, signal, id) => {
-      const handle = startBuild(worker, solver, resolveBuildOptions(buildOptions), signal, new BuildLogWriter(join(root, "logs"), id ?? newBuildId()));
+    build: (buildOptions, signal, id, io) => {
+      const handle = startBuild(worker, solver, resolveBuildOptions(buildOptions), signal, new BuildLogWriter(join(root, "logs"), id ?? newBuildId()), io?.stdout ?? process.stdout, cache);
       // The default garbage collection (cli/cache/cache-gc.ts) after a successful build; best effort.
       const result = handle.result.then(async (built) => {
         await collectGarbage(root, cache, worker.snapshotter).catch(() => undefined);
@@ -134,13 +142,13 @@ export function buildHandle(id: string, result: Promise<BuildResult>, events: As
   };
 }
 
-function startBuild(worker: Worker, solver: Solver, request: BuildRequest, signal: AbortSignal | undefined, logs: BuildLogWriter): BuildHandle {
+function startBuild(worker: Worker, solver: Solver, request: BuildRequest, signal: AbortSignal | undefined, logs: BuildLogWriter, stdout: Writable, cache: CacheStore): BuildHandle {
   const events = new EventChannel<ProgressEvent>();
   const sink: ProgressSink = (event) => {
     logs.push(event);
     events.push(event);
   };
-  const result = runBuild(worker, solver, request, sink, signal ?? new AbortController().signal).then(
+  const result = runBuild(worker, solver, request, sink, signal ?? new AbortController().signal, stdout, cache).then(
     async (built) => {
       await logs.finish(undefined).catch(() => {});
       return { ...built, metadata: { ...built.metadata, "kiln.build.ref": logs.id } };
@@ -174,7 +182,8 @@ async function lowerRequest(worker: Worker, request: BuildRequest, sink: Progres
     signal,
   });
   for (const w of lowered.warnings) {
-    sink({ type: "warning", rule: w.rule, message: w.message, locations: [{ source: source.toSourceInfo(), ranges: w.ranges }], time: Date.now() });
+    const locations = w.ranges.length === 0 ? [] : [{ source: source.toSourceInfo(), ranges: w.ranges }];
+    sink({ type: "warning", ...(w.rule === undefined ? {} : { rule: w.rule }), message: w.message, locations, time: Date.now() });
   }
   const labelled = Object.keys(request.labels).length === 0 ? lowered.image : {
     ...lowered.image,
@@ -183,38 +192,56 @@ async function lowerRequest(worker: Worker, request: BuildRequest, sink: Progres
   return { ...lowered, definition: forceNetwork(lowered.definition, request.network), image: labelled };
 }
 
-async function runBuild(worker: Worker, solver: Solver, request: BuildRequest, sink: ProgressSink, signal: AbortSignal): Promise<BuildResult> {
+async function runBuild(worker: Worker, solver: Solver, request: BuildRequest, sink: ProgressSink, signal: AbortSignal, stdout: Writable, cache: CacheStore): Promise<BuildResult> {
   // Where base images came from: a push to the same registry mounts their blobs instead of uploading them.
   const locations = new BlobLocations();
-  const lowered = await lowerRequest({ ...worker, resolveImage: locations.recording(worker.resolveImage) }, request, sink, signal);
-  if (request.check) {
-    // `--check`: the findings went out as warning events; nothing is built.
-    if (lowered.checkFailed === true) throw new KilnError("KILN_CHECK_FAILED", `Build checks failed: ${lowered.warnings.length} finding(s) are errors ("# check=error=true")`);
-    return { digest: undefined, config: undefined, outputs: [], metadata: {} };
+  // `--platform a,b`: the target is lowered and solved once per platform (TARGETPLATFORM etc. per
+  // platform), and the exporters make one image per platform under an index.
+  const results: PlatformResult[] = [];
+  // `--cache-from`: imported caches the solver consults when its own store misses.
+  const cacheSources = request.check ? [] : await openCacheSources(worker, request.cacheImports, request.platform, sink, signal);
+  const solves: SolvedBuild[] = [];
+  for (const platform of request.platforms) {
+    const lowered = await lowerRequest({ ...worker, resolveImage: locations.recording(worker.resolveImage) }, { ...request, platform }, sink, signal);
+    if (request.check) {
+      // `--check`: the findings went out as warning events; nothing is built.
+      if (lowered.checkFailed === true) throw new KilnError("KILN_CHECK_FAILED", `Build checks failed: ${lowered.warnings.length} finding(s) are errors ("# check=error=true")`);
+      return { digest: undefined, config: undefined, outputs: [], metadata: {} };
+    }
+    // As BuildKit's solver: a RUN that needs an entitlement the build lacks fails before anything runs.
+    checkEntitlements(lowered.definition, request.allow);
+    const localDirs = localContextDirs(request.contextDir, request.buildContexts);
+    const solved = await solver.solve(withNoCacheFilter(lowered.definition, request.noCacheFilter), {
+      resolveOp: worker.resolveOp({ localDirs, secrets: request.secrets, ssh: request.ssh, entitlements: request.allow }),
+      signal,
+      onEvent: sink,
+      noCache: request.noCache,
+      isAlive: (ref) => worker.snapshotter.exists(ref.id),
+      cacheSources,
+    }).catch(async (error: unknown) => {
+      throw await explainMissingSource(error, { definition: lowered.definition, localDirs, dockerignore: () => readDockerignore(request) });
+    });
+    results.push({ platform, ref: solved.ref, image: lowered.image });
+    solves.push({ definition: lowered.definition, vertices: solved.vertices });
   }
-  const localDirs = localContextDirs(request.contextDir, request.buildContexts);
-  const solved = await solver.solve(withNoCacheFilter(lowered.definition, request.noCacheFilter), {
-    resolveOp: worker.resolveOp({ localDirs, secrets: request.secrets, ssh: request.ssh }),
-    signal,
-    onEvent: sink,
-    noCache: request.noCache,
-    isAlive: (ref) => worker.snapshotter.exists(ref.id),
-  }).catch(async (error: unknown) => {
-    throw await explainMissingSource(error, { definition: lowered.definition, localDirs, dockerignore: () => readDockerignore(request) });
-  });
 
+  // `--cache-to type=inline`: the cache goes into the image config.
+  const amendImage = inlineCacheHook(worker, cache, request.cacheExports, solves);
   const exported = await exportResult({
     worker,
-    ref: solved.ref,
-    image: lowered.image,
+    results,
+    epoch: parseSourceDateEpoch(request.buildArgs["SOURCE_DATE_EPOCH"]),
     outputs: request.outputs,
     tags: request.tags,
     push: request.push,
     locations,
-    stdout: process.stdout,
+    stdout,
     sink,
     signal,
+    ...(amendImage === undefined ? {} : { amendImage }),
   });
+  // `--cache-to type=local|registry`: after the outputs, so layer blobs the image export made are reused.
+  await exportBuildCache(worker, cache, request.cacheExports, solves, sink, signal);
   return { digest: exported.digest, config: exported.config, outputs: request.outputs, metadata: exported.metadata };
 }
 

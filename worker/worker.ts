@@ -12,14 +12,17 @@ import type { Descriptor, Manifest } from "./oci/index.js";
 import { CacheMounts } from "./ops/exec-mounts.js";
 import { createExecRunner } from "./ops/exec-op.js";
 import type { SecretSource, SshSource } from "./ops/exec-secrets.js";
+import type { Entitlement } from "./ops/entitlements.js";
 import { createFileRunner } from "./ops/file-op.js";
+import { createGitSourceRunner } from "./ops/source-git.js";
+import { createHttpSourceRunner } from "./ops/source-http.js";
 import { createImageSourceRunner } from "./ops/source-image.js";
 import { createLocalSourceRunner } from "./ops/source-local.js";
 import { recoverStaleState } from "./recovery.js";
 import { RegistryClient } from "./registry/client.js";
 import { createNativeSnapshotter } from "./snapshotter/native.js";
 import { createOverlaySnapshotter } from "./snapshotter/overlay.js";
-import { probeOverlay } from "./snapshotter/overlay-probe.js";
+import { probeOverlayRemembered } from "./snapshotter/overlay-probe.js";
 import type { LayerSource, Snapshotter } from "./snapshotter/types.js";
 
 /** An image found by name, pinned to the manifest digest for the requested platform. */
@@ -48,6 +51,8 @@ export interface BuildSession {
   readonly secrets?: Readonly<Record<string, SecretSource>>;
   /** SSH agents by id for `RUN --mount=type=ssh`. */
   readonly ssh?: Readonly<Record<string, SshSource>>;
+  /** What the build was granted (`--allow`), e.g. `security.insecure` for `RUN --security=insecure`. */
+  readonly entitlements?: readonly Entitlement[];
 }
 
 /** How a worker is set up. */
@@ -117,12 +122,15 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
         case "source":
           if (op.identifier.startsWith("docker-image://")) return createImageSourceRunner({ content, registry, snapshotter }, vertex);
           if (op.identifier.startsWith("local://")) return createLocalSourceRunner({ snapshotter, session, stateDir: execState }, vertex);
+          if (op.identifier.startsWith("git://")) return createGitSourceRunner({ snapshotter }, vertex);
+          if (/^https?:\/\//u.test(op.identifier)) return createHttpSourceRunner({ snapshotter, stateDir: execState }, vertex);
           throw new KilnError("KILN_UNSUPPORTED_SOURCE", `Cannot run source "${op.identifier}": kiln does not support this kind of source yet`);
         case "exec":
           return createExecRunner({
             snapshotter, executor, stateDir: execState, cacheMounts,
             ...(session.secrets === undefined ? {} : { secrets: session.secrets }),
             ...(session.ssh === undefined ? {} : { ssh: session.ssh }),
+            ...(session.entitlements === undefined ? {} : { entitlements: session.entitlements }),
           }, vertex);
         case "file":
           return createFileRunner({ snapshotter }, vertex);
@@ -146,7 +154,7 @@ async function openSnapshotter(dir: string, kind: "auto" | "overlay" | "native")
     case "overlay":
       return { snapshotter: await createOverlaySnapshotter(join(dir, "overlay")) };
     case "auto": {
-      const probe = await probeOverlay(join(dir, "overlay"));
+      const probe = await probeOverlayRemembered(join(dir, "overlay"));
       if (probe.ok) return { snapshotter: await createOverlaySnapshotter(join(dir, "overlay")) };
       return { snapshotter: await createNativeSnapshotter(join(dir, "native")), overlayUnavailable: probe.reason };
     }

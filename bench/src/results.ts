@@ -3,6 +3,7 @@ import type { DaemonMemory } from "./daemon-memory.js";
 import type { Machine } from "./machine.js";
 import { summarize } from "./stats.js";
 import type { ScenarioKind } from "./workloads.js";
+import type { GzipThroughput } from "./gzip-throughput.js";
 
 /** What a run measured: the shape of bench/.state/results.json, read by the report, the chart and the target checks. */
 
@@ -36,6 +37,10 @@ export interface BenchResults {
     readonly parseLowerNote: string | undefined;
     /** `kiln serve`'s resident size after a few and after many client builds (issue 7). */
     readonly daemonMemory?: DaemonMemory;
+    /** kiln's parallel gzip against one `gzip -6` over the same mixed data (issue 6). */
+    readonly gzipThroughput?: GzipThroughput;
+    /** Issue 4, in-process through dist/worker (src/worker-times.ts): ms per trivial RUN, and MB/s applying the 20,000-file layer. */
+    readonly workerTimes?: { readonly trivialRunMs: readonly number[]; readonly applyLayerMBps: readonly number[] } | { readonly failed: string };
   };
   readonly rows: readonly RowResult[];
 }

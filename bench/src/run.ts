@@ -6,6 +6,8 @@ import { describeMachine } from "./machine.js";
 import { mustRun, runCommand } from "./measure.js";
 import { measureDaemonMemory, type DaemonMemory } from "./daemon-memory.js";
 import { parseAndLowerTimes } from "./parse-time.js";
+import { applyLayerRates, trivialRunTimes } from "./worker-times.js";
+import { measureGzipThroughput, type GzipThroughput } from "./gzip-throughput.js";
 import { renderResults } from "./report.js";
 import type { BenchResults, CellResult, RowResult } from "./results.js";
 import { startAptProxy, startDockerd, startRegistry, type Service } from "./services.js";
@@ -13,6 +15,7 @@ import { QUICK_TITLES, WORKLOADS, type BaseName, type ScenarioKind, type Workloa
 
 /**
  * `node bench/.state/build/run.js [--quick] [--reps N] [--only a,b] [--builders kiln,buildkit,buildah] | --render`
+ * (`--only` also takes the in-process rows `daemon-memory`, `gzip` and `worker`)
  * (bench/run.sh compiles and calls it). Runs every workload's scenarios on every builder, the
  * builders alternating within each repetition (rotated, so none always goes first), and writes
  * bench/RESULTS.md, bench/results.svg and bench/.state/results.json.
@@ -212,6 +215,21 @@ async function main(): Promise<void> {
       log(`daemon-memory: ${JSON.stringify(reference.daemonMemory)}`);
     }
 
+    let gzipThroughput: GzipThroughput | undefined;
+    if (options.only === undefined || options.only.includes("gzip")) {
+      const size = (options.quick ? 32 : 100) * 1024 * 1024;
+      log(`gzip: kiln's parallel gzip and gzip -6 over ${size >> 20} MiB of mixed data, 3 runs each`);
+      gzipThroughput = await measureGzipThroughput(kiln.dir, STATE, size, 3);
+      log(`gzip: ${JSON.stringify(gzipThroughput, (key, value: unknown) => (key === "kiln" || key === "gzip" ? undefined : value))}`);
+    }
+
+    let workerTimes: NonNullable<BenchResults["reference"]["workerTimes"]> | undefined;
+    if (options.only === undefined || options.only.includes("worker")) {
+      log("worker: 30 trivial RUNs and 5 applies of a 20,000-file layer, in process");
+      workerTimes = await (async () => ({ trivialRunMs: await trivialRunTimes(kiln.dir, 30), applyLayerMBps: (await applyLayerRates(kiln.dir, 5)).mbPerSecond }))()
+        .catch((error: unknown) => ({ failed: error instanceof Error ? error.message : String(error) }));
+    }
+
     const { daemonMemory, ...measured } = reference;
     const results: BenchResults = {
       date: new Date(started).toISOString(),
@@ -220,7 +238,7 @@ async function main(): Promise<void> {
       reps: options.reps,
       machine,
       versions: { ...versions, kiln: `${versions["kiln"] ?? "kiln"} at ${kiln.revision}` },
-      reference: { ...measured, ...(daemonMemory === undefined ? {} : { daemonMemory }) },
+      reference: { ...measured, ...(daemonMemory === undefined ? {} : { daemonMemory }), ...(gzipThroughput === undefined ? {} : { gzipThroughput }), ...(workerTimes === undefined ? {} : { workerTimes }) },
       rows,
     };
     writeFileSync(join(STATE, "results.json"), `${JSON.stringify(results, null, 2)}\n`);

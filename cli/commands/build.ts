@@ -21,13 +21,32 @@ Options:
       --build-context NAME=DIR|docker-image://REF|oci-layout://PATH[@DIGEST]
                            A named context for FROM NAME and COPY --from=NAME (repeatable)
       --check              Only run the build checks: report them, build nothing (exit 1 when one is an error)
-      --platform OS/ARCH   Target platform (default: this machine's)
+      --platform OS/ARCH[,OS/ARCH...]
+                           Target platform(s) (default: this machine's); several make one image
+                           per platform under an OCI index, and local/tar outputs one directory
+                           per platform (linux_amd64/...); RUN is not emulated for foreign ones
   -o, --output SPEC        type=oci,dest=FILE[,tar=false] | type=docker,dest=FILE | type=local,dest=DIR
                            | type=tar,dest=FILE|- | type=image,name=NAME[,push=true][,push-by-digest=true]
                            | type=registry,name=NAME | DIR (local) | - (tar on stdout)
+                           Image outputs (oci, docker, image) also take BuildKit's options:
+                           compression=gzip|zstd|uncompressed, compression-level=N,
+                           force-compression=true (recompress stored layers), oci-mediatypes=false
+                           (Docker media types; type=docker's default), rewrite-timestamp=true
+                           (clamp file times to SOURCE_DATE_EPOCH), "name=A,B" (several names),
+                           annotation.K=V, annotation-manifest[PLATFORM].K=V,
+                           annotation-manifest-descriptor.K=V, annotation-index.K=V,
+                           annotation-index-descriptor.K=V (index ones need several platforms)
       --push               Push every -t name to its registry
       --no-cache           Do not use the cache
       --no-cache-filter S  Do not use the cache for the steps of stage S (repeatable, or comma-separated)
+      --cache-to SPEC      Export the build cache (repeatable; buildctl: --export-cache):
+                           type=local,dest=DIR[,mode=min|max][,cache-mounts=true]
+                           | type=registry,ref=REF[,mode=min|max][,cache-mounts=true] | type=inline
+                           mode=min (default): the final stage's steps; max: every step;
+                           cache-mounts=true also ships RUN --mount=type=cache directories
+      --cache-from SPEC    Import a build cache (repeatable; buildctl: --import-cache):
+                           type=local,src=DIR | type=registry,ref=REF | REF (a cache, or an image
+                           built with --cache-to type=inline)
       --pull               Resolve base images from their registry, not the local store
       --progress MODE      auto | tty | plain | rawjson | quiet (default: auto: tty on a terminal, else plain)
       --label K=V          Add a label to the image (repeatable)
@@ -36,8 +55,13 @@ Options:
       --secret id=ID,src=FILE|env=VAR
                            A secret for RUN --mount=type=secret (repeatable; never stored in the image)
       --ssh ID[=SOCKET]    Forward an SSH agent (default $SSH_AUTH_SOCK) for RUN --mount=type=ssh
+      --allow ENTITLEMENT  Grant a privilege (repeatable): security.insecure lets RUN --security=insecure
+                           run privileged (all capabilities, no seccomp); network.host is accepted
       --iidfile FILE       Write the image ID (the config digest, as docker build does) to FILE
       --metadata-file FILE Write the build's metadata (digests, names, build ref) to FILE as JSON
+
+SOURCE_DATE_EPOCH (a build arg, or the environment variable as buildx passes it) sets the
+images' creation and history times; with rewrite-timestamp=true builds are reproducible.
 
 CONTEXT is a directory, or "-": a tar archive of the context (gzip allowed) or a bare Dockerfile
 on stdin.
@@ -46,7 +70,7 @@ buildctl's spelling works too, and means the same:
   kiln build --frontend dockerfile.v0 --local context=DIR --local dockerfile=DIR \\
     [--opt filename=NAME] [--opt target=T] [--opt build-arg:K=V] [--opt label:K=V] \\
     [--opt context:NAME=V] [--opt platform=P] [--opt no-cache=]
-(--export-cache/--import-cache and --cache-to/--cache-from are not supported yet.)
+    [--export-cache SPEC] [--import-cache SPEC]
 
 Every step's full output is kept: see "kiln logs".
 `;
