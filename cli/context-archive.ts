@@ -1,78 +1,13 @@
-import { createReadStream } from "node:fs";
-import { lstat, mkdir, readdir, readlink, symlink, chmod, utimes, writeFile, link } from "node:fs/promises";
+import { chmod, link, mkdir, symlink, utimes, writeFile } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import * as tar from "tar-stream";
-import { KilnError, type PathMatcher } from "../solver/llb/index.js";
-
-/** How to pack a context. */
-export interface PackOptions {
-  readonly signal?: AbortSignal;
-  /** Put every context entry below this directory (ending in "/"); default: at the top. */
-  readonly prefix?: string;
-  /** Files to put first, outside the prefix (the Dockerfile a daemon needs). */
-  readonly extra?: readonly { readonly name: string; readonly data: Buffer }[];
-}
+import { KilnError } from "../solver/llb/index.js";
 
 /**
- * Packs the directory `dir` into a tar stream, leaving out what `ignore` excludes (the
- * context's .dockerignore): what a client sends a daemon, and only what a Dockerfile can reach.
- * Paths are relative and slash-separated; directories come before what they hold; modes, times
- * and symlink targets are kept (owners are not: the receiver owns what it unpacks, as docker's
- * context upload does).
- */
-export function packContextArchive(dir: string, ignore: PathMatcher | undefined, options: PackOptions = {}): Readable {
-  const { signal, prefix = "", extra = [] } = options;
-  const pack = tar.pack();
-  const walk = async (rel: string): Promise<void> => {
-    const entries = (await readdir(join(dir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const entry of entries) {
-      signal?.throwIfAborted();
-      const path = rel === "" ? entry.name : `${rel}/${entry.name}`;
-      const excluded = ignore?.excludes(path) ?? false;
-      const full = join(dir, path);
-      const stat = await lstat(full);
-      if (stat.isDirectory()) {
-        if (!excluded) await entryDone(pack.entry({ name: `${prefix}${path}/`, type: "directory", mode: stat.mode & 0o7777, mtime: stat.mtime }));
-        if (!excluded || ignore?.hasExceptions === true) await walk(path);
-      } else if (excluded) {
-        continue;
-      } else if (stat.isSymbolicLink()) {
-        await entryDone(pack.entry({ name: `${prefix}${path}`, type: "symlink", linkname: await readlink(full), mode: stat.mode & 0o7777, mtime: stat.mtime }));
-      } else if (stat.isFile()) {
-        const sink = pack.entry({ name: `${prefix}${path}`, type: "file", size: stat.size, mode: stat.mode & 0o7777, mtime: stat.mtime });
-        await pipeline(createReadStream(full), sink);
-      }
-      // Sockets, fifos and devices in a context are skipped, as docker's context upload skips them.
-    }
-  };
-  const all = async (): Promise<void> => {
-    for (const file of extra) {
-      await new Promise<void>((r, j) => pack.entry({ name: file.name, mode: 0o644 }, file.data, (e) => (e ? j(e) : r())));
-    }
-    if (prefix !== "") await entryDone(pack.entry({ name: prefix, type: "directory", mode: 0o755 }));
-    await walk("");
-  };
-  all().then(
-    () => pack.finalize(),
-    (error: unknown) => pack.destroy(error instanceof Error ? error : new Error(String(error))),
-  );
-  // tar-stream's streams are streamx streams: hand out a Node Readable.
-  return Readable.from(pack as AsyncIterable<Buffer>);
-}
-
-function entryDone(entry: NodeJS.WritableStream): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    entry.on("finish", resolvePromise);
-    entry.on("error", reject);
-    entry.end();
-  });
-}
-
-/**
- * Unpacks a tar stream (plain or gzip-compressed) into `dest`, refusing any entry whose path or
+ * Unpacks a tar stream (plain or gzip-compressed) into `dest` (a context given as `kiln build -`), refusing any entry whose path or
  * hard-link target escapes it. Regular files, directories, symlinks and hard links are kept;
  * other entry types are skipped.
  */

@@ -27,7 +27,8 @@ Commands:
 
 Global options:
   --root DIR   State root (default: /var/lib/kiln as root, ~/.local/share/kiln otherwise; or $KILN_ROOT)
-  --addr ADDR  Send builds to the kiln daemon at ADDR (unix:///PATH; or $KILN_HOST)
+  --addr ADDR  Send builds to the kiln daemon at ADDR (unix:///PATH; or $KILN_HOST); images, rmi,
+               du, prune, import, load and logs then act on the daemon's state root
   --debug      Print stack traces with errors
   --snapshotter auto|overlay|native
                How snapshots are stored (default auto: overlay where it mounts, else copies)

@@ -5,9 +5,12 @@ import type { CommandContext } from "./command.js";
 export const imagesHelp = `Usage: kiln images
 
 List the images in kiln's local image store: name, manifest digest, size.
+With --addr, lists the daemon's image store.
 `;
 
-export async function runImages(_argv: readonly string[], context: CommandContext, openEngine: () => Promise<Engine>): Promise<number> {
+export async function runImages(argv: readonly string[], context: CommandContext, openEngine: () => Promise<Engine>): Promise<number> {
+  // Through a daemon: its state root, not this machine's local one.
+  if (context.addr !== undefined) return (await import("../daemon/remote-command.js")).runOnDaemon(context.addr, "images", argv, context);
   const engine = await openEngine();
   try {
     const rows = [["NAME", "DIGEST", "SIZE"]];

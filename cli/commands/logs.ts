@@ -7,7 +7,8 @@ import type { CommandContext } from "./command.js";
 export const logsHelp = `Usage: kiln logs [BUILD [STEP]]
 
 Show what builds printed, in full (the live view shows only the last lines of each step).
-kiln keeps every step's output of the last ${KEPT_BUILDS} builds under the state root.
+kiln keeps every step's output of the last ${KEPT_BUILDS} builds under the state root
+(with --addr, the daemon's: its builds' logs).
 
   kiln logs                 list the recorded builds, newest first
   kiln logs BUILD           list the steps of BUILD ("last" = the newest; an id prefix is enough)
@@ -18,6 +19,8 @@ kiln keeps every step's output of the last ${KEPT_BUILDS} builds under the state
 /** `kiln logs`: exit 0, or 1 when the build or step is not recorded. */
 export async function runLogs(argv: readonly string[], context: CommandContext): Promise<number> {
   if (argv.length > 2) throw new UsageError(`"kiln logs" takes at most 2 arguments (BUILD STEP), got ${argv.length}`);
+  // A daemon's builds keep their logs under the daemon's state root.
+  if (context.addr !== undefined) return (await import("../daemon/remote-command.js")).runOnDaemon(context.addr, "logs", argv, context);
   const logsDir = join(context.root, "logs");
   const [buildQuery, stepQuery] = argv;
   if (buildQuery === undefined) {

@@ -7,10 +7,13 @@ import type { CommandContext } from "./command.js";
 export const rmiHelp = `Usage: kiln rmi NAME [NAME...]
 
 Remove names from kiln's local image store, like docker rmi. The blobs stay until pruned.
+With --addr, removes them from the daemon's image store.
 `;
 
 /** `kiln rmi`: exit 0 when every name was removed, 1 when some name was not in the store. */
 export async function runRmi(argv: readonly string[], context: CommandContext, openEngine: () => Promise<Engine>): Promise<number> {
+  // Through a daemon: its state root, not this machine's local one.
+  if (context.addr !== undefined) return (await import("../daemon/remote-command.js")).runOnDaemon(context.addr, "rmi", argv, context);
   if (argv.length === 0) throw new UsageError('"kiln rmi" requires at least 1 argument: NAME');
   const engine = await openEngine();
   try {

@@ -10,6 +10,11 @@ Run kiln as a daemon: builds arrive over a unix socket (from "kiln --addr ADDR b
 with KILN_HOST=ADDR) and share one engine and its cache. Only the socket's owner can use it
 (mode 0600 in a 0700 directory). A client that disconnects has its build cancelled.
 
+The daemon keeps a copy of each client context (per user, context and Dockerfile directory; the
+16 most recently used, under STATE_ROOT/daemon/sync): a rebuild sends only the files that are new
+or changed, and the daemon deletes what the client no longer has. "kiln --addr ADDR" also runs
+images, rmi, du, prune, import and load on the daemon, against its state root.
+
 Options:
   --addr ADDR   Where to listen (default: unix:///run/kiln/kiln.sock as root,
                 unix://$XDG_RUNTIME_DIR/kiln/kiln.sock otherwise); the global --addr works too
@@ -28,7 +33,7 @@ export async function runServe(argv: readonly string[], context: CommandContext,
     else throw new UsageError(`"kiln serve" does not take "${arg}"`);
   }
   const engine = await openEngine();
-  const daemon = await serve(engine, addr ?? defaultAddress(), (line) => context.stderr(`${new Date().toISOString()} ${line}\n`));
+  const daemon = await serve(engine, addr ?? defaultAddress(), { log: (line) => context.stderr(`${new Date().toISOString()} ${line}\n`) });
   context.stderr(`kiln daemon listening on unix://${daemon.path} (state root ${engine.root})\n`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);

@@ -1,66 +1,84 @@
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { once } from "node:events";
+import { open } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import { basename, join, resolve } from "node:path";
-import { createSourceFile, dockerignoreMatcher, parseDockerignore } from "../../frontend/index.js";
+import type { Writable } from "node:stream";
 import type { ProgressEvent } from "../../solver/index.js";
 import { KilnError } from "../../solver/llb/index.js";
 import { buildHandle, type BuildResult, type BuildService } from "../api.js";
 import { newBuildId } from "../build-logs.js";
-import { packContextArchive } from "../context-archive.js";
 import { EventChannel } from "../event-channel.js";
 import type { BuildOptions } from "../options/build-request.js";
-import { encodeData, encodeMessage, readFrames, RemoteBuildError, socketPath, UPLOAD_CONTEXT, UPLOAD_DOCKERFILE } from "./protocol.js";
+import { listContext, syncKey, type ContextListing } from "./context-listing.js";
+import { encodeData, encodeMessage, readFrames, RemoteBuildError, socketPath, SYNC_CONTEXT, SYNC_DOCKERFILE, writeFrame } from "./protocol.js";
+
+/** Listing entries per sync.entries message. */
+const ENTRIES_PER_MESSAGE = 2000;
 
 /**
  * A BuildService that sends builds to a kiln daemon (`kiln serve`) at `addr`. Each build is one
- * connection: the options, then the context as a tar holding only what .dockerignore lets the
- * Dockerfile reach, then progress events stream back. Aborting the signal closes the connection,
- * which cancels the build on the daemon. Output paths (`dest=`) are written by the daemon, so
+ * connection: the options, then an incremental sync of the context (only what .dockerignore lets
+ * the Dockerfile reach is listed, and only the files the daemon's kept copy lacks travel), then
+ * progress events stream back, and standard output (`-o -`) arrives as data and is written to the
+ * build's `io.stdout` (default: this process's). Aborting the signal closes the connection, which
+ * cancels the build on the daemon. Other output paths (`dest=`) are written by the daemon, so
  * they must be reachable from it (the same machine, as a unix socket implies).
  */
 export async function connectDaemon(addr: string): Promise<BuildService> {
-  const path = socketPath(addr);
-  // Fail early, before any upload, when nothing listens there.
-  await new Promise<void>((resolvePromise, reject) => {
-    const probe = connect(path);
-    probe.once("connect", () => {
-      probe.end();
-      resolvePromise();
-    });
-    probe.once("error", (error) =>
-      reject(new KilnError("KILN_DAEMON_UNREACHABLE", `Cannot reach the kiln daemon at "${addr}": ${(error as NodeJS.ErrnoException).code ?? error.message}; start one with "kiln serve --addr ${addr}"`, { cause: error })),
-    );
-  });
+  // Fail early, before any listing, when nothing listens there.
+  (await dialDaemon(addr)).end();
   return {
-    build: (options, signal, id) => remoteBuild(path, options, signal, id ?? newBuildId()),
+    build: (options, signal, id, io) => remoteBuild(addr, options, signal, id ?? newBuildId(), io?.stdout ?? process.stdout),
     close: async () => {},
   };
 }
 
-function remoteBuild(path: string, options: BuildOptions, signal: AbortSignal | undefined, id: string) {
+/** Opens a connection to the daemon at `addr`; KILN_DAEMON_UNREACHABLE when nothing listens there. */
+export async function dialDaemon(addr: string): Promise<Socket> {
+  const socket = connect(socketPath(addr));
+  try {
+    await new Promise<void>((resolvePromise, reject) => socket.once("connect", resolvePromise).once("error", reject));
+  } catch (error) {
+    socket.destroy();
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new KilnError("KILN_DAEMON_UNREACHABLE", `Cannot reach the kiln daemon at "${addr}": ${why}; start one with "kiln serve --addr ${addr}"`, { cause: error });
+  }
+  return socket;
+}
+
+function remoteBuild(addr: string, options: BuildOptions, signal: AbortSignal | undefined, id: string, stdout: Writable) {
   const events = new EventChannel<ProgressEvent>();
   const result = (async (): Promise<BuildResult> => {
     signal?.throwIfAborted();
-    const socket = connect(path);
+    const socket = await dialDaemon(addr);
     const onAbort = (): void => void socket.destroy();
     signal?.addEventListener("abort", onAbort, { once: true });
+    socket.on("error", () => {});
     try {
-      await new Promise<void>((r, j) => socket.once("connect", r).once("error", j));
-      const uploading = upload(socket, id, options, signal).catch((error: unknown) => {
-        socket.destroy(error instanceof Error ? error : new Error(String(error)));
-      });
+      const listing = await offerContext(socket, id, options, signal);
+      const wanted: string[] = [];
       for await (const frame of readFrames(socket)) {
-        if (frame.kind !== "message") continue;
+        if (frame.kind === "data") {
+          if (!stdout.write(frame.bytes)) await once(stdout, "drain");
+          continue;
+        }
         const message = frame.message;
-        if (message.type === "event") events.push(message.event);
-        else if (message.type === "result") {
-          await uploading;
-          socket.end();
-          return message.result;
-        } else if (message.type === "error") {
-          socket.end();
-          throw new RemoteBuildError(message.code, message.message, message.rendered);
+        switch (message.type) {
+          case "sync.want":
+            wanted.push(...message.paths);
+            if (message.last) await sendFiles(socket, listing, wanted, signal);
+            break;
+          case "event":
+            events.push(message.event);
+            break;
+          case "result":
+            socket.end();
+            return message.result;
+          case "error":
+            socket.end();
+            throw new RemoteBuildError(message.code, message.message, message.rendered);
+          default:
+            throw new KilnError("KILN_DAEMON_PROTOCOL", `Cannot handle a "${message.type}" message from the daemon during a build`);
         }
       }
       signal?.throwIfAborted();
@@ -80,46 +98,51 @@ function remoteBuild(path: string, options: BuildOptions, signal: AbortSignal | 
   return buildHandle(id, result, events);
 }
 
-/** Sends the build message, the context and the Dockerfile as one tar, and the end of the upload. */
-async function upload(socket: Socket, id: string, options: BuildOptions, signal: AbortSignal | undefined): Promise<void> {
+/** Sends the build request and the listing of its context; returns the listing, to serve what the daemon asks for. */
+async function offerContext(socket: Socket, id: string, options: BuildOptions, signal: AbortSignal | undefined): Promise<ContextListing> {
   const contextDir = resolve(options.context);
   const dockerfile = options.file === undefined ? join(contextDir, "Dockerfile") : resolve(options.file);
-  const name = basename(dockerfile);
   const remote: BuildOptions = {
     ...options,
-    context: UPLOAD_CONTEXT,
-    file: `${UPLOAD_DOCKERFILE}/${name}`,
-    // Output paths are the client's: make them absolute before they travel.
+    context: SYNC_CONTEXT,
+    file: `${SYNC_DOCKERFILE}/${basename(dockerfile)}`,
+    // Output paths are the client's: make them absolute before they travel ("-" stays the client's stdout).
     outputs: (options.outputs ?? []).map(absoluteDest),
   };
-  write(socket, encodeMessage({ type: "build", id, options: remote }));
-  const ignore = await readIgnore(dockerfile, contextDir);
-  // The Dockerfile (and its own .dockerignore) travel beside the context, which may not hold them.
-  const extra = [];
-  for (const [file, entry] of [[dockerfile, name], [`${dockerfile}.dockerignore`, `${name}.dockerignore`]] as const) {
-    if (existsSync(file)) extra.push({ name: `${UPLOAD_DOCKERFILE}/${entry}`, data: await readFile(file) });
+  await writeFrame(socket, encodeMessage({ type: "build", id, options: remote, sync: { key: syncKey(contextDir, dockerfile) } }));
+  const listing = await listContext(contextDir, dockerfile, signal);
+  for (let at = 0; at < listing.entries.length; at += ENTRIES_PER_MESSAGE) {
+    await writeFrame(socket, encodeMessage({ type: "sync.entries", entries: listing.entries.slice(at, at + ENTRIES_PER_MESSAGE) }));
   }
-  const archive = packContextArchive(contextDir, ignore, { prefix: `${UPLOAD_CONTEXT}/`, extra, ...(signal === undefined ? {} : { signal }) });
-  for await (const chunk of archive) await write(socket, encodeData(chunk as Buffer));
-  await write(socket, encodeMessage({ type: "upload.end" }));
+  await writeFrame(socket, encodeMessage({ type: "sync.listed" }));
+  return listing;
 }
 
-function write(socket: Socket, bytes: Buffer): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    if (socket.write(bytes, (error) => (error ? reject(error) : undefined))) resolvePromise();
-    else socket.once("drain", resolvePromise);
-  });
-}
-
-/** The .dockerignore that applies: `<Dockerfile>.dockerignore` wins over the context's, as in BuildKit. */
-async function readIgnore(dockerfile: string, contextDir: string) {
-  for (const path of [`${dockerfile}.dockerignore`, join(contextDir, ".dockerignore")]) {
-    if (!existsSync(path)) continue;
-    return dockerignoreMatcher(parseDockerignore(createSourceFile(basename(path), await readFile(path, "utf8"))));
+/** Sends the content of each wanted file; one that can no longer be opened is left out (the daemon drops it). */
+async function sendFiles(socket: Socket, listing: ContextListing, wanted: readonly string[], signal: AbortSignal | undefined): Promise<void> {
+  const buffer = Buffer.alloc(1 << 20);
+  for (const path of wanted) {
+    signal?.throwIfAborted();
+    const file = listing.files.get(path);
+    if (file === undefined) throw new KilnError("KILN_DAEMON_PROTOCOL", `Cannot send "${path}": the daemon asked for a file that was not listed`);
+    const handle = await open(file, "r").catch(() => undefined);
+    if (handle === undefined) continue;
+    try {
+      await writeFrame(socket, encodeMessage({ type: "sync.file", path }));
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+        if (bytesRead === 0) break;
+        await writeFrame(socket, encodeData(Buffer.from(buffer.subarray(0, bytesRead))));
+      }
+    } finally {
+      await handle.close();
+    }
   }
-  return undefined;
+  await writeFrame(socket, encodeMessage({ type: "sync.end" }));
 }
 
+/** `dest=PATH` (and a bare `-o DIR`) made absolute on the client; `-` is left alone: it means the client's stdout. */
 function absoluteDest(output: string): string {
-  return output.replace(/(^|,)(dest=)([^,]+)/g, (_m, sep: string, key: string, value: string) => `${sep}${key}${resolve(value)}`);
+  if (!output.includes("=")) return output === "-" ? output : resolve(output);
+  return output.replace(/(^|,)(dest=)([^,]+)/g, (_m, sep: string, key: string, value: string) => `${sep}${key}${value === "-" ? value : resolve(value)}`);
 }

@@ -1,40 +1,56 @@
-import { chmod, mkdir, mkdtemp, rm, stat, unlink } from "node:fs/promises";
+import { chmod, mkdir, stat, unlink } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { basename, dirname, join } from "node:path";
-import { PassThrough } from "node:stream";
+import { PassThrough, Writable } from "node:stream";
 import { KilnError } from "../../solver/llb/index.js";
 import type { Engine } from "../api.js";
-import { extractContextArchive } from "../context-archive.js";
 import { renderError } from "../render/error.js";
-import { encodeMessage, readFrames, socketPath, UPLOAD_CONTEXT, UPLOAD_DOCKERFILE, type Message } from "./protocol.js";
+import { runHostedCommand } from "./command-host.js";
+import { ContextSync, type SyncStats } from "./context-sync.js";
+import { encodeDataChunks, encodeMessage, readFrames, REMOTE_COMMANDS, socketPath, SYNC_CONTEXT, SYNC_DOCKERFILE, writeFrame, type Frame, type Message } from "./protocol.js";
+import { SyncDirs } from "./sync-dirs.js";
 
 /** A listening daemon. */
 export interface Daemon {
   readonly path: string;
-  /** Builds running now. */
+  /** Builds and commands running now. */
   readonly active: () => number;
   /** Stops listening, cancels running builds and removes the socket. */
   close(): Promise<void>;
 }
 
+/** How a daemon serves. */
+export interface ServeOptions {
+  /** Lines for the daemon's log (builds started, synced, done, failed). */
+  readonly log?: (line: string) => void;
+  /** How many context copies (sync keys) the daemon keeps for incremental uploads; default 16. */
+  readonly maxSyncDirs?: number;
+}
+
+type FrameStream = AsyncGenerator<Frame>;
+type BuildMessage = Extract<Message, { type: "build" }>;
+
 /**
- * Serves builds on a unix socket at `addr` with one shared engine, so concurrent clients share
- * its cache. The socket's directory is made 0700 and the socket 0600: only its owner (root, or
- * the rootless user) can build. A client that disconnects before its result has its build
- * cancelled (its containers killed); each upload lives in a session directory under the state
- * root and is removed when the build ends.
+ * Serves builds and commands on a unix socket at `addr` with one shared engine, so concurrent
+ * clients share its cache. The socket's directory is made 0700 and the socket 0600: only its
+ * owner (root, or the rootless user) can build. A client that disconnects before its result has
+ * its build cancelled (its containers killed). Each build's context is synced into a copy kept
+ * per sync key under `<root>/daemon/sync` (see ContextSync and SyncDirs), so a rebuild moves only
+ * what changed; the result's metadata says what moved (`kiln.daemon.sync.files`,
+ * `kiln.daemon.sync.bytes`).
  */
-export async function serve(engine: Engine, addr: string, log: (line: string) => void = () => {}): Promise<Daemon> {
+export async function serve(engine: Engine, addr: string, options: ServeOptions = {}): Promise<Daemon> {
+  const log = options.log ?? (() => {});
   const path = socketPath(addr);
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await removeStaleSocket(path);
-  const sessions = join(engine.root, "daemon", "sessions");
-  await mkdir(sessions, { recursive: true, mode: 0o700 });
+  const syncDirs = new SyncDirs(join(engine.root, "daemon", "sync"), options.maxSyncDirs ?? 16);
+  await syncDirs.init();
   const running = new Set<AbortController>();
   const server: Server = createServer((socket) => {
     const controller = new AbortController();
     running.add(controller);
-    void handle(engine, socket, sessions, controller, log).finally(() => running.delete(controller));
+    void handle({ engine, syncDirs, log }, socket, controller).finally(() => running.delete(controller));
   });
   const oldMask = process.umask(0o177);
   try {
@@ -57,83 +73,153 @@ export async function serve(engine: Engine, addr: string, log: (line: string) =>
   };
 }
 
-async function handle(engine: Engine, socket: Socket, sessions: string, controller: AbortController, log: (line: string) => void): Promise<void> {
-  const send = (message: Message): void => {
-    if (!socket.destroyed) socket.write(encodeMessage(message));
+interface Host {
+  readonly engine: Engine;
+  readonly syncDirs: SyncDirs;
+  readonly log: (line: string) => void;
+}
+
+async function handle(host: Host, socket: Socket, controller: AbortController): Promise<void> {
+  const send = async (message: Message): Promise<void> => {
+    if (!socket.destroyed) await writeFrame(socket, encodeMessage(message)).catch(() => {});
   };
   // A client that goes away takes its build with it.
   socket.on("close", () => controller.abort(new KilnError("KILN_CLIENT_GONE", "Build cancelled: the client disconnected")));
   socket.on("error", () => {});
-  const session = await mkdtemp(join(sessions, "s-"));
-  let upload: PassThrough | undefined;
-  let extracting: Promise<void> | undefined;
+  const frames = readFrames(socket);
   try {
-    let request: Extract<Message, { type: "build" }> | undefined;
-    const frames = readFrames(socket);
-    for (;;) {
-      const next = await frames.next();
-      if (next.done === true) return;
-      const frame = next.value;
-      if (frame.kind === "data") {
-        if (upload === undefined) throw new KilnError("KILN_DAEMON_PROTOCOL", "Cannot accept context data before the build request");
-        if (!upload.write(frame.bytes)) await new Promise((r) => upload!.once("drain", r));
-        continue;
-      }
-      const message = frame.message;
-      if (message.type === "build") {
-        request = message;
-        upload = new PassThrough();
-        extracting = extractContextArchive(upload, session, controller.signal);
-      } else if (message.type === "upload.end") {
-        if (request === undefined || upload === undefined || extracting === undefined) throw new KilnError("KILN_DAEMON_PROTOCOL", "Cannot end an upload that did not start");
-        upload.end();
-        await extracting;
-        break;
-      }
-    }
+    const first = await frames.next();
+    if (first.done === true) return;
+    const message = first.value.kind === "message" ? first.value.message : undefined;
+    if (message?.type === "build") await handleBuild(host, socket, frames, message, controller.signal, send);
+    else if (message?.type === "command") await handleCommand(host, frames, message, controller.signal, send);
+    else throw new KilnError("KILN_DAEMON_PROTOCOL", `Cannot start with a ${message === undefined ? "data frame" : `"${message.type}" message`}: expected "build" or "command"`);
+  } catch (error) {
+    await send({ type: "error", code: codeOf(error), message: error instanceof Error ? error.message : String(error), rendered: renderError(error) });
+  } finally {
+    socket.end();
+  }
+}
+
+async function handleBuild(host: Host, socket: Socket, frames: FrameStream, request: BuildMessage, signal: AbortSignal, send: (m: Message) => Promise<void>): Promise<void> {
+  const lease = await host.syncDirs.acquire(String(request.sync?.key));
+  const sync = await ContextSync.open(lease.dir);
+  try {
+    const stats = await receiveContext(sync, frames, send);
+    if (stats === undefined) return;
+    host.log(`build ${request.id} synced ${stats.files} files (${stats.bytes} bytes), removed ${stats.deleted}${lease.kept ? "" : " (its sync key was busy: a throwaway copy)"}`);
     // Keep reading while the build runs, so a client that goes away is noticed at once.
     void (async () => {
       for await (const _ of frames);
     })().catch(() => {});
-    await runBuild(engine, request, session, controller.signal, send, log);
-  } catch (error) {
-    send({ type: "error", code: codeOf(error), message: error instanceof Error ? error.message : String(error), rendered: renderError(error) });
+    const options = {
+      ...request.options,
+      context: join(sync.tree, SYNC_CONTEXT),
+      file: join(sync.tree, SYNC_DOCKERFILE, basename(request.options.file ?? "Dockerfile")),
+    };
+    host.log(`build ${request.id} started`);
+    const handle = host.engine.build(options, signal, request.id, { stdout: clientStdout(socket) });
+    const forwarding = (async () => {
+      for await (const event of handle.events) await send({ type: "event", event });
+    })();
+    try {
+      const result = await handle.result;
+      await forwarding;
+      const metadata = { ...result.metadata, "kiln.daemon.sync.files": String(stats.files), "kiln.daemon.sync.bytes": String(stats.bytes) };
+      await send({ type: "result", result: { ...result, metadata } });
+      host.log(`build ${request.id} done`);
+    } catch (error) {
+      await forwarding;
+      host.log(`build ${request.id} failed: ${error instanceof Error ? error.message : String(error)}`);
+      throw error;
+    }
   } finally {
-    upload?.destroy();
-    await extracting?.catch(() => {});
-    socket.end();
-    await rm(session, { recursive: true, force: true });
+    await sync.abandon();
+    await lease.release();
   }
 }
 
-async function runBuild(
-  engine: Engine,
-  request: Extract<Message, { type: "build" }>,
-  session: string,
-  signal: AbortSignal,
-  send: (message: Message) => void,
-  log: (line: string) => void,
-): Promise<void> {
-  const options = {
-    ...request.options,
-    context: join(session, UPLOAD_CONTEXT),
-    file: join(session, UPLOAD_DOCKERFILE, basename(request.options.file ?? "Dockerfile")),
-  };
-  log(`build ${request.id} started`);
-  const handle = engine.build(options, signal, request.id);
-  const forwarding = (async () => {
-    for await (const event of handle.events) send({ type: "event", event });
-  })();
-  try {
-    const result = await handle.result;
-    await forwarding;
-    send({ type: "result", result });
-    log(`build ${request.id} done`);
-  } catch (error) {
-    await forwarding;
-    log(`build ${request.id} failed: ${error instanceof Error ? error.message : String(error)}`);
-    throw error;
+/** Runs the sync conversation up to sync.end; undefined when the client went away first. */
+async function receiveContext(sync: ContextSync, frames: FrameStream, send: (m: Message) => Promise<void>): Promise<SyncStats | undefined> {
+  for (;;) {
+    const next = await frames.next();
+    if (next.done === true) return undefined;
+    const frame = next.value;
+    if (frame.kind === "data") {
+      await sync.write(frame.bytes);
+      continue;
+    }
+    const message = frame.message;
+    switch (message.type) {
+      case "sync.entries":
+        sync.add(message.entries);
+        break;
+      case "sync.listed": {
+        const wanted = await sync.plan();
+        const chunk = 4096;
+        for (let at = 0; at < wanted.length || at === 0; at += chunk) {
+          await send({ type: "sync.want", paths: wanted.slice(at, at + chunk), last: at + chunk >= wanted.length });
+        }
+        break;
+      }
+      case "sync.file":
+        await sync.beginFile(message.path);
+        break;
+      case "sync.end":
+        return await sync.finish();
+      default:
+        throw new KilnError("KILN_DAEMON_PROTOCOL", `Cannot accept a "${message.type}" message while syncing the context`);
+    }
   }
+}
+
+async function handleCommand(host: Host, frames: FrameStream, request: Extract<Message, { type: "command" }>, signal: AbortSignal, send: (m: Message) => Promise<void>): Promise<void> {
+  if (!REMOTE_COMMANDS.includes(request.name)) {
+    throw new KilnError("KILN_DAEMON_PROTOCOL", `Cannot run "${String(request.name)}" on the daemon: it runs ${REMOTE_COMMANDS.map((c) => `"${c}"`).join(", ")}`);
+  }
+  const input = new PassThrough();
+  let done = false;
+  const feeding = (async () => {
+    for (;;) {
+      const next = await frames.next();
+      if (next.done === true) break;
+      const frame = next.value;
+      if (frame.kind === "data") {
+        if (!input.write(frame.bytes) && !done) await new Promise((r) => input.once("drain", r));
+      } else if (frame.message.type === "upload.end") {
+        input.end();
+        break;
+      } else throw new KilnError("KILN_DAEMON_PROTOCOL", `Cannot accept a "${frame.message.type}" message while a command runs`);
+    }
+    // Keep reading, so a client that goes away is noticed (and its input ends).
+    if (!input.writableEnded) input.end();
+    for await (const _ of frames);
+  })().catch((error: unknown) => input.destroy(error instanceof Error ? error : new Error(String(error))));
+  host.log(`command ${request.name} started`);
+  try {
+    const code = await runHostedCommand(host.engine, request.name, request.argv, {
+      input,
+      signal,
+      output: (stream, text) => void send({ type: "output", stream, text }),
+    });
+    await send({ type: "exit", code });
+    host.log(`command ${request.name} exited ${code}`);
+  } finally {
+    done = true;
+    input.resume();
+    void feeding;
+  }
+}
+
+/** A stream whose bytes go to the client as data frames: its standard output. */
+function clientStdout(socket: Socket): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      void (async () => {
+        for (const frame of encodeDataChunks(chunk)) await writeFrame(socket, frame);
+      })().then(() => callback(), callback);
+    },
+  });
 }
 
 function codeOf(error: unknown): string {
