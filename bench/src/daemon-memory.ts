@@ -18,7 +18,7 @@ function residentKiB(pid: number): number {
 /**
  * Issue 7's flat-memory check: starts `kiln serve` on a socket under `state` (its own root, the
  * busybox base imported first), sends `last` builds of one Dockerfile through `kiln --addr`, and
- * reads the daemon's VmRSS after `first` and after `last` builds. The daemon is stopped by its PID.
+ * reads the daemon's VmRSS a second after the `first` and after the `last` build (at rest). The daemon is stopped by its PID.
  */
 export async function measureDaemonMemory(kilnDir: string, state: string, job: { dockerfile: string; context: string; busyboxTar: string }, first: number, last: number): Promise<DaemonMemory> {
   const kiln = join(kilnDir, "bin", "kiln");
@@ -43,7 +43,11 @@ export async function measureDaemonMemory(kilnDir: string, state: string, job: {
     for (let i = 1; i <= last; i++) {
       const run = await runCommand(process.execPath, [kiln, "--addr", `unix://${socket}`, "build", "--progress", "quiet", "-t", "bench/daemon:latest", "-f", job.dockerfile, job.context], { timeoutMs: 120_000 });
       if (run.code !== 0) return { kind: "failed", reason: `build ${i} through the daemon: ${lastLines(run.stderr || run.stdout, 2)}` };
-      if (i === first || i === last) rss.push(residentKiB(daemon.pid));
+      if (i === first || i === last) {
+        // The resident size at rest: the daemon collects garbage once it falls idle (cli/daemon/idle-gc.ts).
+        await sleep(1000);
+        rss.push(residentKiB(daemon.pid));
+      }
     }
     return { kind: "ok", builds: [first, last], rssKiB: [rss[0]!, rss[1]!] };
   } finally {

@@ -7,6 +7,7 @@ import type { Engine } from "../api.js";
 import { renderError } from "../render/error.js";
 import { runHostedCommand } from "./command-host.js";
 import { ContextSync, type SyncStats } from "./context-sync.js";
+import { IdleGc } from "./idle-gc.js";
 import { encodeDataChunks, encodeMessage, readFrames, REMOTE_COMMANDS, socketPath, SYNC_CONTEXT, SYNC_DOCKERFILE, writeFrame, type Frame, type Message } from "./protocol.js";
 import { SyncDirs } from "./sync-dirs.js";
 
@@ -47,10 +48,15 @@ export async function serve(engine: Engine, addr: string, options: ServeOptions 
   const syncDirs = new SyncDirs(join(engine.root, "daemon", "sync"), options.maxSyncDirs ?? 16);
   await syncDirs.init();
   const running = new Set<AbortController>();
+  const idleGc = new IdleGc();
   const server: Server = createServer((socket) => {
     const controller = new AbortController();
     running.add(controller);
-    void handle({ engine, syncDirs, log }, socket, controller).finally(() => running.delete(controller));
+    idleGc.cancel();
+    void handle({ engine, syncDirs, log }, socket, controller).finally(() => {
+      running.delete(controller);
+      if (running.size === 0) idleGc.schedule();
+    });
   });
   const oldMask = process.umask(0o177);
   try {
@@ -66,6 +72,7 @@ export async function serve(engine: Engine, addr: string, options: ServeOptions 
     path,
     active: () => running.size,
     close: async () => {
+      idleGc.cancel();
       for (const c of running) c.abort(new KilnError("KILN_DAEMON_STOPPED", "Build cancelled: the kiln daemon is stopping"));
       await new Promise<void>((r) => server.close(() => r()));
       await unlink(path).catch(() => {});
