@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
@@ -20,14 +21,22 @@ import { pathToFileURL } from "node:url";
 interface WorkerView {
   createWorker(options: { root: string; snapshotter?: "auto" | "overlay" | "native" }): Promise<{
     snapshotter: SnapshotterView;
+    executor: ExecutorView;
     resolveOp(session: { localDirs: Record<string, string> }): (vertex: unknown) => {
       run(inputs: readonly { id: string }[], context: unknown): Promise<readonly { id: string }[]>;
     };
     close(): Promise<void>;
   }>;
 }
+interface ExecutorView {
+  run(rootfs: string, process: { args: string[]; env: string[]; cwd: string; user: string; network: "host" }, mounts: readonly unknown[], options?: Record<string, unknown>): Promise<unknown>;
+}
+interface MountView {
+  mountSnapshot(snapshot: unknown, target: string): void;
+  unmountSnapshot(target: string): void;
+}
 interface SnapshotterView {
-  prepare(parent: string | null): Promise<{ upperdir: string }>;
+  prepare(parent: string | null): Promise<{ upperdir: string; mount: unknown }>;
   commit(active: unknown): Promise<string>;
   remove(id: string): Promise<void>;
   kind: "overlay" | "native";
@@ -93,6 +102,125 @@ export async function trivialRunTimes(repo: string, runs: number): Promise<numbe
     await worker.close();
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** The phases of one trivial RUN as the exec runner goes through them, plus `runc run` alone. */
+export const RUN_PHASES = ["prepare", "mount", "executor", "unmount", "commit", "diff", "remove", "runc alone"] as const;
+export type RunPhase = (typeof RUN_PHASES)[number];
+
+export interface RunBreakdown {
+  /** Median wall milliseconds per phase. */
+  readonly wallMs: Record<RunPhase, number>;
+  /** This process's CPU milliseconds per run (user + system), and its children's (runc), both means. */
+  readonly cpuMs: { readonly kiln: number; readonly children: number };
+  readonly runs: number;
+}
+
+/**
+ * The trivial RUN taken apart: the same steps as the exec runner (snapshot prepare, mount of the
+ * rootfs, the executor's spec + `runc run`, unmount, commit, then the layer diff read to the end
+ * and the snapshot removed), each timed with process.hrtime; and, for comparison, `runc run` of a
+ * hand-written minimal bundle (`runc spec`, /bin/true) on the same mounted rootfs: the floor no
+ * kiln change can go under.
+ */
+export async function trivialRunBreakdown(repo: string, runs: number): Promise<RunBreakdown> {
+  const { createWorker } = await load<WorkerView>(repo, "worker/index.js");
+  const { applyLayer } = await load<ApplyView>(repo, "worker/snapshotter/apply-layer.js");
+  const { diffSnapshot } = await load<DiffView>(repo, "worker/differ/diff.js");
+  const { mountSnapshot, unmountSnapshot } = await load<MountView>(repo, "worker/snapshotter/mount.js");
+  const tar = await load<TarView>(repo, "worker/differ/tar-entry.js");
+  const root = mkdtempSync(join(tmpdir(), "kiln-bench-phases-"));
+  const worker = await createWorker({ root });
+  const samples = new Map<RunPhase, number[]>(RUN_PHASES.map((p) => [p, []]));
+  let cpu = 0;
+  let children = 0;
+  try {
+    const base = await worker.snapshotter.prepare(null);
+    await applyLayer(Readable.from([busyboxLayer(tar)]), base.upperdir, { layerName: "busybox", whiteouts: worker.snapshotter.kind });
+    const baseId = await worker.snapshotter.commit(base);
+    const bundle = join(root, "bare-bundle");
+    mkdirSync(bundle);
+    const runcRoot = join(root, "bare-runc");
+    const once = async (i: number, record: boolean): Promise<void> => {
+      const times: [RunPhase, number][] = [];
+      let mark = process.hrtime.bigint();
+      const lap = (phase: RunPhase): void => {
+        const now = process.hrtime.bigint();
+        times.push([phase, Number(now - mark) / 1e6]);
+        mark = now;
+      };
+      const cpu0 = process.cpuUsage();
+      const child0 = childTicks();
+      const active = await worker.snapshotter.prepare(baseId);
+      lap("prepare");
+      const rootfs = join(root, `rootfs-${i}`);
+      mkdirSync(rootfs);
+      mountSnapshot(active.mount, rootfs);
+      lap("mount");
+      try {
+        await worker.executor.run(rootfs, { args: ["/bin/true"], env: [], cwd: "/", user: "", network: "host" }, []);
+        lap("executor");
+      } finally {
+        unmountSnapshot(rootfs);
+      }
+      lap("unmount");
+      const id = await worker.snapshotter.commit(active);
+      lap("commit");
+      for await (const _ of diffSnapshot(worker.snapshotter, id));
+      lap("diff");
+      await worker.snapshotter.remove(id);
+      lap("remove");
+      const cpuUsed = process.cpuUsage(cpu0);
+      const childUsed = childTicks() - child0;
+      // `runc run` alone, on a fresh mount of the same base, outside the timing of the phases above.
+      const bare = await worker.snapshotter.prepare(baseId);
+      mountSnapshot(bare.mount, rootfs);
+      try {
+        writeFileSync(join(bundle, "config.json"), JSON.stringify(bareSpec(rootfs)));
+        const started = process.hrtime.bigint();
+        const result = spawnSync("runc", ["--root", runcRoot, "run", "--bundle", bundle, `bench-bare-${process.pid}-${i}`], { stdio: "ignore" });
+        times.push(["runc alone", Number(process.hrtime.bigint() - started) / 1e6]);
+        if (result.status !== 0) throw new Error(`runc run of the bare bundle exited with ${String(result.status)}`);
+      } finally {
+        unmountSnapshot(rootfs);
+        rmSync(rootfs, { recursive: true, force: true });
+      }
+      await worker.snapshotter.remove(await worker.snapshotter.commit(bare));
+      if (!record) return;
+      for (const [phase, ms] of times) samples.get(phase)?.push(ms);
+      cpu += (cpuUsed.user + cpuUsed.system) / 1000;
+      children += childUsed * 10;
+    };
+    await once(-1, false);
+    for (let i = 0; i < runs; i++) await once(i, true);
+  } finally {
+    await worker.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+  const wallMs = Object.fromEntries(RUN_PHASES.map((p) => [p, median(samples.get(p) ?? [])])) as Record<RunPhase, number>;
+  return { wallMs, cpuMs: { kiln: cpu / runs, children: children / runs }, runs };
+}
+
+/** CPU clock ticks (1/100 s) of this process's waited-for children: /proc/self/stat's cutime + cstime. */
+function childTicks(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[13]) + Number(fields[14]);
+}
+
+/** The smallest spec `runc run` accepts for /bin/true: `runc spec`'s defaults, no terminal, host network. */
+function bareSpec(rootfs: string): unknown {
+  return {
+    ociVersion: "1.0.2",
+    process: { terminal: false, user: { uid: 0, gid: 0 }, args: ["/bin/true"], env: ["PATH=/bin"], cwd: "/", noNewPrivileges: true },
+    root: { path: rootfs, readonly: false },
+    hostname: "bench",
+    mounts: [
+      { destination: "/proc", type: "proc", source: "proc" },
+      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    ],
+    linux: { namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }], maskedPaths: [], readonlyPaths: [] },
+  };
 }
 
 /** A minimal base: /bin/busybox (the host's static one) with /bin/true and /bin/sh links. */
@@ -165,8 +293,9 @@ function median(values: readonly number[]): number {
 async function main(): Promise<void> {
   const repo = resolve(process.argv[2] ?? join(import.meta.dirname, "../../.."));
   const run = await trivialRunTimes(repo, 30);
+  const breakdown = await trivialRunBreakdown(repo, 15);
   const apply = await applyLayerRates(repo, 5);
-  console.log(JSON.stringify({ trivialRunMs: { median: median(run), samples: run }, applyLayer: { medianMBps: median(apply.mbPerSecond), tarBytes: apply.tarBytes, samples: apply.mbPerSecond } }, null, 1));
+  console.log(JSON.stringify({ trivialRunMs: { median: median(run), samples: run }, trivialRunBreakdown: breakdown, applyLayer: { medianMBps: median(apply.mbPerSecond), tarBytes: apply.tarBytes, samples: apply.mbPerSecond } }, null, 1));
 }
 
 if (process.argv[1]?.endsWith("worker-times.js") === true) await main();
