@@ -19,3 +19,5 @@ export type { BuildSession, ResolvedImage, ResolveImageOptions, Worker, WorkerOp
 export type { SecretSource, SshSource } from "./ops/exec-secrets.js";
 export { checkEntitlements, EntitlementError, ENTITLEMENTS, parseEntitlement } from "./ops/entitlements.js";
 export type { Entitlement } from "./ops/entitlements.js";
+export { BLOB_GRACE_MS, collectWorkerGarbage, SNAPSHOT_GRACE_MS } from "./garbage-collect.js";
+export type { WorkerGcOptions, WorkerGcReport } from "./garbage-collect.js";

@@ -1,54 +1,111 @@
 import { statfs, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { collectUsage, pruneCache, type CacheStore, type CacheUsage, type PrunePolicy } from "../../solver/index.js";
-import { isKilnError } from "../../solver/llb/index.js";
-import { snapshotUsage, type Snapshotter } from "../../worker/index.js";
+import { sha256 } from "../../solver/llb/index.js";
+import { collectWorkerGarbage, SNAPSHOT_GRACE_MS, snapshotUsage, type Snapshotter, type Worker } from "../../worker/index.js";
 
-/** Every cache record with its size (record file + its snapshots' own disk use), most recently used first. */
-export function cacheUsage(store: CacheStore, snapshotter: Snapshotter): Promise<CacheUsage[]> {
-  return collectUsage(store, { sizeOf: (ref) => snapshotUsage(snapshotter, ref.id) });
+/** The worker services a garbage collection reads and sweeps. */
+export type GcWorker = Pick<Worker, "root" | "content" | "images" | "snapshotter">;
+
+/**
+ * Every cache record with its size (record file + its snapshots' own disk use), most recently
+ * used first; then what no record, image, feature record or lease holds (reclaimable now, past
+ * the grace period), as pseudo-records: one per unreferenced snapshot (type `unreferenced`) and
+ * one for all unreferenced blobs (type `unreferenced.blobs`), so `kiln du` lists and totals them.
+ */
+export async function cacheUsage(store: CacheStore, worker: GcWorker | Snapshotter): Promise<CacheUsage[]> {
+  const snapshotter = "snapshotter" in worker ? worker.snapshotter : worker;
+  const usage = await collectUsage(store, { sizeOf: (ref) => snapshotUsage(snapshotter, ref.id) });
+  if (!("snapshotter" in worker)) return usage;
+  const roots = new Set<string>();
+  for (const u of usage) for (const ref of u.record.results) roots.add(ref.id);
+  const dry = await collectWorkerGarbage(worker, { cacheRoots: roots, graceMs: graceMs(), dryRun: true });
+  const pseudo: CacheUsage[] = [];
+  const sizes = await Promise.all(dry.snapshots.map((s) => snapshotUsage(snapshotter, s.id)));
+  dry.snapshots.forEach((s, i) => {
+    pseudo.push({
+      key: sha256(`unreferenced-snapshot ${s.id}`),
+      record: { results: [{ id: s.id }], created: s.created, lastUsed: s.created, type: "unreferenced", vertexName: `snapshot ${s.id} (no record, image or lease refers to it)` },
+      size: sizes[i] ?? 0,
+      shared: false,
+    });
+  });
+  if (dry.blobs.length > 0) {
+    pseudo.push({
+      key: sha256(`unreferenced-blobs ${dry.blobs.map((b) => b.digest).join(" ")}`),
+      record: { results: [], created: 0, lastUsed: 0, type: "unreferenced.blobs", vertexName: `${dry.blobs.length} content blob${dry.blobs.length === 1 ? "" : "s"} no image or snapshot refers to` },
+      size: dry.blobBytes,
+      shared: false,
+    });
+  }
+  return [...usage, ...pseudo];
 }
 
 /** What `kiln prune` or the garbage collection did. */
 export interface PruneReport {
   readonly deleted: readonly CacheUsage[];
+  /** Bytes of the deleted records plus the unreferenced snapshots and blobs swept after them. */
   readonly freedBytes: number;
-  /** Snapshots deleted because no record named them any more. */
+  /** Snapshots deleted because nothing (record, image, feature record, lease) held them any more. */
   readonly snapshots: readonly string[];
+  /** Content blobs deleted because no image, snapshot or exporter record reached them. */
+  readonly blobs: readonly string[];
+}
+
+/** Extra choices of a prune beyond the record policy. */
+export interface PruneGcOptions {
+  /**
+   * Feature records (http downloads, local contexts, layer variants) not written since this time
+   * are forgotten. Default: now under `policy.all`, `now - keepDuration` under `keepDuration`, else none.
+   */
+  readonly forgetFeaturesBefore?: number;
 }
 
 /**
- * Deletes the records `policy` chooses, then the snapshots no remaining record names, top down:
- * a snapshot that is still the parent of another (a kept record's, or a running build's) stays,
- * and once a released snapshot is gone, its parent goes too when nothing names it either.
+ * Deletes the records `policy` chooses, then collects the worker's garbage by mark and sweep
+ * (worker/garbage-collect.ts): every snapshot and blob that no remaining record, image, feature
+ * record or live build's lease reaches, older than the grace period (`KILN_GC_GRACE_SECONDS`,
+ * default 10 minutes for snapshots; blobs: 1 hour), is deleted.
  */
-export async function pruneBuildCache(store: CacheStore, snapshotter: Snapshotter, policy: PrunePolicy): Promise<PruneReport> {
+export async function pruneBuildCache(store: CacheStore, worker: GcWorker, policy: PrunePolicy, options: PruneGcOptions = {}): Promise<PruneReport> {
+  const snapshotter = worker.snapshotter;
   const pruned = await pruneCache(store, policy, { sizeOf: (ref) => snapshotUsage(snapshotter, ref.id) });
-  if (pruned.released.length === 0) return { deleted: pruned.deleted, freedBytes: pruned.freedBytes, snapshots: [] };
-  const named = new Set<string>();
-  for await (const entry of store.list()) for (const ref of entry.record.results) named.add(ref.id);
-  const depths = new Map<string, number>();
-  for (const ref of pruned.released) {
-    const chain = await snapshotter.chain(ref.id).catch(() => undefined);
-    if (chain !== undefined) depths.set(ref.id, chain.length);
-  }
-  const removed: string[] = [];
-  const removeUpward = async (id: string): Promise<void> => {
-    if (named.has(id)) return;
-    let parent: string | null;
-    try {
-      parent = (await snapshotter.info(id)).parent;
-      await snapshotter.remove(id);
-    } catch (error) {
-      // Still a parent, still active, or already gone (another prune): leave it.
-      if (isKilnError(error)) return;
-      throw error;
-    }
-    removed.push(id);
-    if (parent !== null) await removeUpward(parent);
+  const now = policy.now ?? Date.now();
+  const forgetFeaturesBefore = options.forgetFeaturesBefore ?? (policy.all === true ? now : policy.keepDuration !== undefined ? now - policy.keepDuration : undefined);
+  const roots = new Set<string>();
+  // Listed after the deletion: records another process wrote meanwhile are roots too.
+  for await (const entry of store.list()) for (const ref of entry.record.results) roots.add(ref.id);
+  const released = new Set(pruned.released.map((ref) => ref.id));
+  const gc = await collectWorkerGarbage(worker, {
+    cacheRoots: roots,
+    released,
+    graceMs: graceMs(),
+    ...(forgetFeaturesBefore === undefined ? {} : { forgetFeaturesBefore }),
+  });
+  return {
+    deleted: pruned.deleted,
+    // A released snapshot's bytes are already in the deleted records' sizes.
+    freedBytes: pruned.freedBytes + Math.max(0, gc.snapshotBytes - releasedBytes(pruned.deleted, released)) + gc.blobBytes,
+    snapshots: gc.snapshots.map((s) => s.id),
+    blobs: gc.blobs.map((b) => b.digest),
   };
-  for (const id of [...depths.keys()].sort((a, b) => (depths.get(b) ?? 0) - (depths.get(a) ?? 0))) await removeUpward(id);
-  return { deleted: pruned.deleted, freedBytes: pruned.freedBytes, snapshots: removed };
+}
+
+/** The part of the deleted records' sizes that was their released snapshots (counted once). */
+function releasedBytes(deleted: readonly CacheUsage[], released: ReadonlySet<string>): number {
+  let total = 0;
+  for (const u of deleted) {
+    const per = u.record.results.length === 0 ? 0 : u.size / u.record.results.length;
+    for (const ref of u.record.results) if (released.has(ref.id)) total += per;
+  }
+  return Math.round(total);
+}
+
+/** The snapshot grace period: `KILN_GC_GRACE_SECONDS` when set (tests, tight disks), else the worker's default. */
+function graceMs(): number {
+  const text = process.env["KILN_GC_GRACE_SECONDS"];
+  const seconds = text === undefined || text === "" ? Number.NaN : Number(text);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : SNAPSHOT_GRACE_MS;
 }
 
 /** The default garbage collection after builds, as BuildKit's default policy shapes it. */
@@ -84,7 +141,7 @@ export async function defaultGcPolicy(root: string): Promise<GcPolicy> {
  * (a stamp file's mtime; concurrent kilns may both run it, which is safe). Returns undefined when
  * it was not due.
  */
-export async function collectGarbage(root: string, store: CacheStore, snapshotter: Snapshotter, now = Date.now()): Promise<PruneReport | undefined> {
+export async function collectGarbage(root: string, store: CacheStore, worker: GcWorker, now = Date.now()): Promise<PruneReport | undefined> {
   const policy = await defaultGcPolicy(root);
   const stamp = join(root, "cache", "gc-stamp");
   try {
@@ -94,15 +151,16 @@ export async function collectGarbage(root: string, store: CacheStore, snapshotte
   }
   await writeFile(stamp, "");
   await utimes(stamp, now / 1000, now / 1000);
-  const local = await pruneBuildCache(store, snapshotter, {
+  const local = await pruneBuildCache(store, worker, {
     keepDuration: policy.keepDurationLocal,
     filter: (u) => u.record.type === "source.local",
     now,
   });
-  const bySize = await pruneBuildCache(store, snapshotter, { keepStorage: policy.keepStorage, now });
+  const bySize = await pruneBuildCache(store, worker, { keepStorage: policy.keepStorage, now }, { forgetFeaturesBefore: now - policy.keepDurationLocal });
   return {
     deleted: [...local.deleted, ...bySize.deleted],
     freedBytes: local.freedBytes + bySize.freedBytes,
     snapshots: [...local.snapshots, ...bySize.snapshots],
+    blobs: [...local.blobs, ...bySize.blobs],
   };
 }

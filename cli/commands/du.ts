@@ -10,7 +10,7 @@ export const duHelp = `Usage: kiln du [OPTIONS]
 
 Show what the build cache holds: one row per cache record, most recently used first, with the
 disk its snapshots use (shared snapshots are counted in each record that names them; the total
-counts them once).
+counts them once). With --addr, shows the daemon's build cache (as buildctl du does).
 
 Options:
   -v, --verbose        One block per record: key, type, size, times, results, step
@@ -20,6 +20,8 @@ Options:
 
 /** `kiln du`: exit 0. */
 export async function runDu(argv: readonly string[], context: CommandContext, openEngine: () => Promise<Engine>): Promise<number> {
+  // Through a daemon: its state root, not this machine's local one.
+  if (context.addr !== undefined) return (await import("../daemon/remote-command.js")).runOnDaemon(context.addr, "du", argv, context);
   let values;
   try {
     ({ values } = parseArgs({
@@ -35,7 +37,7 @@ export async function runDu(argv: readonly string[], context: CommandContext, op
   const filter = parseCacheFilters(values.filter ?? []);
   const engine = await openEngine();
   try {
-    const usage = (await cacheUsage(engine.cache, engine.worker.snapshotter)).filter(filter);
+    const usage = (await cacheUsage(engine.cache, engine.worker)).filter(filter);
     if (format === "json") {
       context.stdout(`${JSON.stringify(usage.map(toJson), null, 2)}\n`);
       return 0;

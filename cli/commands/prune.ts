@@ -12,7 +12,8 @@ Remove build cache records and the snapshots no remaining record needs. Snapshot
 snapshots still build on stay until those go too.
 
 With no option, every record is removed except base images (type source.docker-image), which
-take a pull to get back; --all removes those too.
+take a pull to get back; --all removes those too. With --addr, prunes the daemon's build cache
+(as buildctl prune does).
 
 Options:
   -a, --all                  Remove base-image records too
@@ -23,6 +24,8 @@ Options:
 
 /** `kiln prune`: exit 0. */
 export async function runPrune(argv: readonly string[], context: CommandContext, openEngine: () => Promise<Engine>): Promise<number> {
+  // Through a daemon: its state root, not this machine's local one.
+  if (context.addr !== undefined) return (await import("../daemon/remote-command.js")).runOnDaemon(context.addr, "prune", argv, context);
   let values;
   try {
     ({ values } = parseArgs({
@@ -53,7 +56,7 @@ export async function runPrune(argv: readonly string[], context: CommandContext,
   };
   const engine = await openEngine();
   try {
-    const report = await pruneBuildCache(engine.cache, engine.worker.snapshotter, policy);
+    const report = await pruneBuildCache(engine.cache, engine.worker, policy);
     for (const u of report.deleted) context.stdout(`${u.key.slice("sha256:".length, "sha256:".length + 12)}  ${formatSize(u.size).padStart(8)}  ${u.record.vertexName ?? ""}\n`);
     context.stdout(`Removed ${report.deleted.length} record${report.deleted.length === 1 ? "" : "s"} and ${report.snapshots.length} snapshot${report.snapshots.length === 1 ? "" : "s"}; total reclaimed: ${formatSize(report.freedBytes)}\n`);
     return 0;

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -12,6 +12,9 @@ export class ContentError extends KilnError {
     super("KILN_CONTENT_INVALID", message, options);
   }
 }
+
+/** Bytes gathered from small chunks into one write while ingesting. */
+const WRITE_BATCH = 1 << 20;
 
 /** Where a blob ended up and what it is. */
 export interface StoredBlob {
@@ -59,7 +62,9 @@ export class ContentStore {
     return join(this.root, "blobs", "sha256", digestHex(digest));
   }
 
+  /** Whether the blob is stored; a found blob is touched (see `touch`): who asks is about to rely on it. */
   async has(digest: Digest): Promise<boolean> {
+    if (await this.touch(digest)) return true;
     try {
       await stat(this.path(digest));
       return true;
@@ -91,7 +96,7 @@ export class ContentStore {
     if (options.expected !== undefined && options.expected !== digest) {
       throw new ContentError(`Cannot store blob: expected digest "${options.expected}" but the bytes hash to "${digest}"`);
     }
-    if (!(await this.has(digest))) {
+    if (!(await this.touch(digest))) {
       const temp = this.tempPath();
       await writeFile(temp, bytes);
       await rename(temp, this.path(digest));
@@ -111,13 +116,25 @@ export class ContentStore {
     try {
       await pipeline(
         source,
+        // Small chunks (a layer tar is a header and a little content per file) are written in
+        // batches of up to WRITE_BATCH bytes: one write per chunk would cost a thread-pool round
+        // trip for each file of the layer.
         async function* (chunks: AsyncIterable<Uint8Array>) {
+          let batch: Uint8Array[] = [];
+          let batched = 0;
           for await (const chunk of chunks) {
             hash.update(chunk);
             size += chunk.byteLength;
             onBytes?.(size);
-            yield chunk;
+            batch.push(chunk);
+            batched += chunk.byteLength;
+            if (batched >= WRITE_BATCH) {
+              yield batch.length === 1 ? (batch[0] as Uint8Array) : Buffer.concat(batch, batched);
+              batch = [];
+              batched = 0;
+            }
           }
+          if (batch.length > 0) yield batch.length === 1 ? (batch[0] as Uint8Array) : Buffer.concat(batch, batched);
         },
         createWriteStream(temp),
         ...(options.signal === undefined ? [] : [{ signal: options.signal }]),
@@ -138,6 +155,62 @@ export class ContentStore {
 
   async delete(digest: Digest): Promise<void> {
     await rm(this.path(digest), { force: true });
+  }
+
+  /**
+   * Refreshes a blob's mtime when it exists (returns whether it does). Whoever is about to refer
+   * to an existing blob touches it, so a concurrent sweep's grace period covers it as if written now.
+   */
+  async touch(digest: Digest): Promise<boolean> {
+    const now = new Date();
+    try {
+      await utimes(this.path(digest), now, now);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Every stored blob with its size and mtime (ms). */
+  async list(): Promise<{ readonly digest: Digest; readonly size: number; readonly mtimeMs: number }[]> {
+    const dir = join(this.root, "blobs", "sha256");
+    const blobs = [];
+    for (const name of await readdir(dir)) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      try {
+        const info = await stat(join(dir, name));
+        blobs.push({ digest: `sha256:${name}` as Digest, size: info.size, mtimeMs: info.mtimeMs });
+      } catch {
+        // Removed meanwhile.
+      }
+    }
+    return blobs;
+  }
+
+  /**
+   * The sweep of a mark and sweep: deletes every blob not in `keep` whose mtime is older than
+   * `graceMs` (blobs being written, or just referred to by a build, are younger), and temp files
+   * of `ingest/` older than `ingestGraceMs` (a writer that died). Returns what it deleted (or, dry,
+   * would delete).
+   */
+  async sweep(keep: ReadonlySet<string>, options: { readonly graceMs: number; readonly ingestGraceMs: number; readonly now?: number; readonly dryRun?: boolean }): Promise<StoredBlob[]> {
+    const now = options.now ?? Date.now();
+    const deleted: StoredBlob[] = [];
+    for (const blob of await this.list()) {
+      if (keep.has(blob.digest) || now - blob.mtimeMs < options.graceMs) continue;
+      if (options.dryRun !== true) await this.delete(blob.digest);
+      deleted.push({ digest: blob.digest, size: blob.size });
+    }
+    if (options.dryRun === true) return deleted;
+    const ingest = join(this.root, "ingest");
+    for (const name of await readdir(ingest).catch(() => [] as string[])) {
+      try {
+        if (now - (await stat(join(ingest, name))).mtimeMs >= options.ingestGraceMs) await rm(join(ingest, name), { force: true });
+      } catch {
+        // Renamed into place meanwhile.
+      }
+    }
+    return deleted;
   }
 
   private tempPath(): string {

@@ -1,5 +1,6 @@
 import { mkdir, rm } from "node:fs/promises";
 import { ownerAlive, ownerTag } from "../process-owner.js";
+import { SnapshotLeases } from "./snapshot-leases.js";
 import { SnapshotError } from "./errors.js";
 import type { SnapshotStore } from "./snapshot-store.js";
 import type { ActiveSnapshot, CommitOptions, SnapshotId, SnapshotInfo, SnapshotMount, Snapshotter } from "./types.js";
@@ -23,8 +24,11 @@ export interface SnapshotLayout {
  * is renamed into place only after the directory is done.
  */
 export function createStoreSnapshotter(store: SnapshotStore, layout: SnapshotLayout): Snapshotter {
+  // What this process uses is leased before use, so a concurrent prune leaves it (snapshot-leases.ts).
+  const leases = new SnapshotLeases(store.root);
   const parentsOf = async (parent: SnapshotId | null): Promise<SnapshotInfo[]> => {
     if (parent === null) return [];
+    leases.add(parent);
     await store.readCommitted(parent, "prepare a snapshot on");
     return store.chain(parent);
   };
@@ -35,6 +39,7 @@ export function createStoreSnapshotter(store: SnapshotStore, layout: SnapshotLay
     async prepare(parent) {
       const parents = await parentsOf(parent);
       const id = store.newId();
+      leases.add(id);
       const info: SnapshotInfo = { id, parent, kind: "active", created: Date.now() };
       // Marked before anything exists, so a SIGKILL at any point leaves a mark recovery follows.
       await store.markActive(id, ownerTag());
@@ -53,14 +58,14 @@ export function createStoreSnapshotter(store: SnapshotStore, layout: SnapshotLay
     async commit(active, options: CommitOptions = {}) {
       const info = await store.read(active.id);
       if (info.kind !== "active") throw new SnapshotError("KILN_SNAPSHOT_STATE", `Cannot commit snapshot "${active.id}": it is already committed`);
-      await layout.seal(active.id);
       const committed: SnapshotInfo = {
         ...info,
         kind: "committed",
         ...(options.blob === undefined ? {} : { blob: options.blob }),
         ...(options.chainId === undefined ? {} : { chainId: options.chainId }),
       };
-      await store.write(committed);
+      // The seal drops only what the active snapshot needed (never content): both at once.
+      await Promise.all([layout.seal(active.id), store.write(committed)]);
       if (options.chainId !== undefined) await store.recordChain(options.chainId, active.id);
       await store.clearActive(active.id);
       return active.id;
@@ -83,14 +88,25 @@ export function createStoreSnapshotter(store: SnapshotStore, layout: SnapshotLay
     info: (id) => store.read(id),
 
     async exists(id) {
+      // The solver's liveness check of a cache hit: from here on the build relies on it.
+      if (/^[0-9a-f]{32}$/.test(id)) leases.add(id);
       return (await store.tryRead(id)) !== undefined;
     },
 
-    chain: (id) => store.chain(id),
+    chain: (id) => {
+      leases.add(id);
+      return store.chain(id);
+    },
 
     setBlob: (id, blob) => store.setBlob(id, blob),
 
-    findChain: (chainId) => store.findChain(chainId),
+    async findChain(chainId) {
+      const id = await store.findChain(chainId);
+      if (id === undefined) return undefined;
+      leases.add(id);
+      // Found before the lease: it may have been swept in between.
+      return (await store.tryRead(id)) === undefined ? undefined : id;
+    },
 
     async remove(id) {
       const info = await store.readCommitted(id, "remove");
@@ -101,6 +117,10 @@ export function createStoreSnapshotter(store: SnapshotStore, layout: SnapshotLay
       if (info.chainId !== undefined) await store.forgetChain(info.chainId, id);
       await store.deleteRecord(id);
       await rm(store.dir(id), { recursive: true, force: true });
+    },
+
+    releaseLeases() {
+      leases.releaseAll();
     },
   };
 }

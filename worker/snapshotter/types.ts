@@ -75,6 +75,12 @@ export interface Snapshotter {
   findChain(chainId: Digest): Promise<SnapshotId | undefined>;
   /** Removes a committed snapshot; refuses while another snapshot has it as parent. */
   remove(id: SnapshotId): Promise<void>;
+  /**
+   * Drops this process's leases (see snapshot-leases.ts): call only when no build of this process
+   * is running, so a long-lived process (`kiln serve`) does not pin every snapshot it ever used.
+   * Snapshotters without leases leave it out.
+   */
+  releaseLeases?(): void;
 }
 
 /**

@@ -17,6 +17,11 @@ export async function snapshotUsage(snapshotter: Snapshotter, id: SnapshotId): P
     return 0;
   }
   if (dir === undefined) return 0;
+  return directoryUsage(dir);
+}
+
+/** Bytes the tree at `dir` takes on disk (allocated blocks, each hardlinked inode once); 0 when missing. */
+export async function directoryUsage(dir: string): Promise<number> {
   const seen = new Set<string>();
   let total = 0;
   const walk = async (path: string): Promise<void> => {
