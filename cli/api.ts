@@ -2,8 +2,8 @@ import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Writable } from "node:stream";
 import { createSourceFile, lowerDockerfile, parseDockerfile, type LoweredBuild, type SourceFile } from "../frontend/index.js";
-import { createSolver, openCacheStore, type CacheStore, type ProgressEvent, type ProgressSink, type Solver } from "../solver/index.js";
-import { defaultPlatform, KilnError, type Digest, type ImageSpec } from "../solver/llb/index.js";
+import { createSolver, openCacheStore, openStepHistory, type CacheStore, type ProgressEvent, type ProgressSink, type Solver } from "../solver/index.js";
+import { defaultPlatform, formatPlatform, KilnError, type Digest, type ImageSpec } from "../solver/llb/index.js";
 import { checkEntitlements, createWorker, type Worker } from "../worker/index.js";
 import { collectGarbage } from "./cache/cache-gc.js";
 import { exportBuildCache, inlineCacheHook, openCacheSources, type SolvedBuild } from "./cache/build-cache.js";
@@ -84,18 +84,27 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   const root = options.root ?? defaultStateRoot();
   const worker = await createWorker({ root, ...(options.snapshotter === undefined ? {} : { snapshotter: options.snapshotter }) });
   const cache = await openCacheStore(join(root, "cache"));
-  const solver = createSolver({ cacheStore: cache });
+  // Steps that ran are remembered under explain/ for `--explain-cache` (solver/step-history.ts).
+  const solver = createSolver({ cacheStore: cache, stepHistory: openStepHistory(join(root, "explain")) });
+  // Builds of this engine in flight: leases are dropped when the last one ends (a daemon lives long).
+  let building = 0;
   return {
     root,
     worker,
     cache,
     build: (buildOptions, signal, id, io) => {
       const handle = startBuild(worker, solver, resolveBuildOptions(buildOptions), signal, new BuildLogWriter(join(root, "logs"), id ?? newBuildId()), io?.stdout ?? process.stdout, cache);
+      building += 1;
       // The default garbage collection (cli/cache/cache-gc.ts) after a successful build; best effort.
-      const result = handle.result.then(async (built) => {
-        await collectGarbage(root, cache, worker.snapshotter).catch(() => undefined);
-        return built;
-      });
+      const result = handle.result
+        .then(async (built) => {
+          await collectGarbage(root, cache, worker).catch(() => undefined);
+          return built;
+        })
+        .finally(() => {
+          building -= 1;
+          if (building === 0) worker.snapshotter.releaseLeases?.();
+        });
       return buildHandle(handle.id, result, handle.events);
     },
     lower: (buildOptions, signal) => lowerRequest(worker, resolveBuildOptions(buildOptions), () => {}, signal ?? new AbortController().signal),
@@ -216,6 +225,7 @@ async function runBuild(worker: Worker, solver: Solver, request: BuildRequest, s
       signal,
       onEvent: sink,
       noCache: request.noCache,
+      explain: { scope: `${request.contextDir}\0${request.dockerfile}\0${formatPlatform(platform)}`, report: request.explainCache, buildArgs: Object.keys(request.buildArgs) },
       isAlive: (ref) => worker.snapshotter.exists(ref.id),
       cacheSources,
     }).catch(async (error: unknown) => {

@@ -37,7 +37,28 @@ export type ContentChecksum = (input: ResultRef, signal: AbortSignal) => Promise
 export interface CacheMap {
   readonly digest: Digest;
   readonly deps: readonly CacheDep[];
+  /** Optional detail behind `digest`, remembered so a later miss can say what changed (`--explain-cache`). */
+  readonly explain?: CacheMapExplain;
 }
+
+/**
+ * What a runner may report about its `CacheMap.digest`; never part of a key. Both fields are
+ * advisory: a runner that omits them only makes explanations coarser.
+ */
+export interface CacheMapExplain {
+  /**
+   * For a source of files (a local context): one digest per selected path (of its type, mode,
+   * owner, size, content or link target), when at most `EXPLAIN_PATH_LIMIT` paths are selected.
+   */
+  readonly paths?: Readonly<Record<string, string>>;
+  /** How many paths were selected (also when `paths` was left out for being too many). */
+  readonly pathCount?: number;
+  /** For an image source: the reference it resolved to, with its manifest digest. */
+  readonly resolved?: string;
+}
+
+/** The most paths a runner lists in `CacheMapExplain.paths`; beyond it only a count is kept. */
+export const EXPLAIN_PATH_LIMIT = 10_000;
 
 export interface CacheDep {
   readonly contentChecksum?: ContentChecksum;

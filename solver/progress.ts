@@ -1,4 +1,5 @@
 import type { Digest, SourceLocation } from "./llb/index.js";
+import type { CacheMissReason } from "./cache-explain.js";
 
 /**
  * What a build reports as it goes. Vertex events carry the op digest and the name progress shows
@@ -38,6 +39,14 @@ export type ProgressEvent =
       readonly id: string;
       readonly current: number;
       readonly total?: number;
+      readonly time: number;
+    }
+  | {
+      /** Why a step runs instead of being CACHED; only with `--explain-cache`, before its `vertex.started`. */
+      readonly type: "vertex.explain";
+      readonly digest: Digest;
+      readonly name: string;
+      readonly reasons: readonly CacheMissReason[];
       readonly time: number;
     }
   | {

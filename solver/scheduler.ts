@@ -2,6 +2,9 @@ import { availableParallelism } from "node:os";
 import PQueue from "p-queue";
 import type { Definition, Digest } from "./llb/index.js";
 import { computeCacheKey, type CacheKeyDep, type CacheKeyInputs } from "./cache-key.js";
+import { explainStep, summarizeOp, type CacheMissReason, type InputNow, type StepRecord } from "./cache-explain.js";
+import { copySelector } from "./copy-selector.js";
+import { stepIdentity, type StepHistory } from "./step-history.js";
 import type { CacheRecord, CacheStore } from "./cache-store.js";
 import type { CacheSource } from "./cache-source.js";
 import { RunnerContractError, VertexError } from "./errors.js";
@@ -15,6 +18,8 @@ export interface SolverOptions {
   readonly cacheStore: CacheStore;
   /** Ops running at the same time across all solves of this solver; default: four per core. */
   readonly concurrency?: number;
+  /** Where steps that ran are remembered for cache-miss explanations, unless a solve names its own. */
+  readonly stepHistory?: StepHistory;
 }
 
 /** One solve's inputs beside the Definition. */
@@ -33,6 +38,25 @@ export interface SolveOptions {
    * one; its results are materialized only when the solve needs them, then recorded in the store.
    */
   readonly cacheSources?: readonly CacheSource[];
+  /** Remembering why steps ran, and saying so (`--explain-cache`). */
+  readonly explain?: ExplainOptions;
+}
+
+/**
+ * Cache-miss explanations. Every step that runs is remembered in `history` (one small file per
+ * step, written after its run, whether or not `report`): remembering costs a write per step that
+ * ran anyway, while running is what costs, so the first `--explain-cache` build after ordinary
+ * ones already has something to compare with. With `report`, every step that runs gets a
+ * `vertex.explain` event (before its `vertex.started`) from comparing it with its last record.
+ */
+export interface ExplainOptions {
+  /** Default: the solver's `stepHistory`; with neither, nothing is remembered or explained. */
+  readonly history?: StepHistory;
+  /** Keeps unrelated projects apart: the CLI passes the context directory and Dockerfile path. */
+  readonly scope: string;
+  readonly report: boolean;
+  /** Names of the build args given, so a changed RUN environment variable reads as a build arg. */
+  readonly buildArgs?: readonly string[];
 }
 
 /** The head's result (null when the head is scratch), its cache key, and what became of each vertex. */
@@ -71,6 +95,7 @@ export function createSolver(options: SolverOptions): Solver {
     store: options.cacheStore,
     queue: new PQueue({ concurrency: options.concurrency ?? defaultConcurrency() }),
     inFlight: new InFlightRuns<readonly ResultRef[]>(),
+    ...(options.stepHistory === undefined ? {} : { stepHistory: options.stepHistory }),
   };
   return {
     async solve(definition, solveOptions) {
@@ -86,6 +111,7 @@ interface SolverState {
   readonly store: CacheStore;
   readonly queue: PQueue;
   readonly inFlight: InFlightRuns<readonly ResultRef[]>;
+  readonly stepHistory?: StepHistory;
 }
 
 /** A vertex's cache key, what it was computed from, and a hit found on the way (alias lookups). */
@@ -123,6 +149,10 @@ class Solve {
   readonly #lookups = new Map<Digest, Promise<CacheRecord | undefined>>();
   readonly #results = new Map<Digest, Promise<readonly ResultRef[]>>();
   readonly #status = new Map<Digest, "cached" | "ran">();
+  /** Step-history writes in flight (see `ExplainOptions`). */
+  readonly #historyWrites: Promise<void>[] = [];
+  /** Why each vertex that missed runs (only when reporting explanations). */
+  readonly #reasons = new Map<Digest, Promise<readonly CacheMissReason[]>>();
   /** Records that came from an imported cache (their results are not local yet), with where from. */
   readonly #imported = new WeakMap<CacheRecord, { readonly source: CacheSource; readonly key: Digest }>();
 
@@ -179,6 +209,7 @@ class Solve {
         };
       }),
     );
+    await Promise.all(this.#historyWrites);
     return { ref, cacheKey: keyInfo.key, vertices };
   }
 
@@ -363,8 +394,70 @@ class Solve {
         // The imported results could not be had (the source said why): build the step instead.
       }
       const info = await this.#key(digest);
+      const explain = this.#options.explain;
+      const history = explain?.history ?? this.#state.stepHistory;
+      const step = explain === undefined || history === undefined ? undefined : await this.#stepRecord(planned, info);
+      if (explain?.report === true && history !== undefined && step !== undefined) await this.#explain(planned, step, explain, history);
       const inputs = await Promise.all(planned.vertex.inputs.map((_, index) => this.#inputResult(digest, index)));
-      return this.#execute(planned, info, inputs);
+      const results = await this.#execute(planned, info, inputs);
+      // Advisory: a history that cannot be written costs a later explanation, never this build.
+      // Off the critical path: the solve waits for these writes only before it returns.
+      if (explain !== undefined && history !== undefined && step !== undefined) {
+        this.#historyWrites.push(history.save(explain.scope, { ...step, time: Date.now() }).catch(() => undefined));
+      }
+      return results;
+    });
+  }
+
+  /** What is remembered of a step about to run (see `StepRecord`). */
+  async #stepRecord(planned: PlannedVertex, info: KeyInfo): Promise<StepRecord> {
+    const cacheMap = await this.#cacheMap(planned.digest);
+    const { op, metadata, inputs } = planned.vertex;
+    return {
+      identity: stepIdentity(planned),
+      name: planned.name,
+      command: metadata.description?.["com.docker.dockerfile.v1.command"] ?? planned.name,
+      key: info.key,
+      keyInputs: info.inputs,
+      op: summarizeOp(op),
+      inputs: inputs.map((input) => {
+        const from = this.#vertex(input.digest);
+        return { identity: stepIdentity(from), name: from.name };
+      }),
+      buildArgs: [...(this.#options.explain?.buildArgs ?? [])].sort(),
+      ...(cacheMap.explain === undefined ? {} : { explain: cacheMap.explain }),
+      time: Date.now(),
+    };
+  }
+
+  /** Compares a step about to run with its last run and reports why it runs (`vertex.explain`). */
+  #explain(planned: PlannedVertex, step: StepRecord, explain: ExplainOptions, history: StepHistory): Promise<readonly CacheMissReason[]> {
+    return this.#memo(this.#reasons, planned.digest, async () => {
+      let reasons: readonly CacheMissReason[];
+      if (this.#skipsCache(planned)) reasons = [{ kind: "no-cache" }];
+      else {
+        const before = await history.load(explain.scope, step.identity).catch(() => undefined);
+        if (before === undefined) reasons = [{ kind: "first-build" }];
+        else {
+          const { op, inputs } = planned.vertex;
+          const now = await Promise.all(
+            inputs.map(async (input, index): Promise<InputNow> => {
+              const from = this.#vertex(input.digest);
+              const ran = this.#reasons.get(input.digest);
+              const selects = op.kind === "file" ? copySelector(op, index) : undefined;
+              return {
+                identity: stepIdentity(from),
+                name: from.name,
+                ...(ran === undefined ? {} : { reasons: await ran.catch(() => []) }),
+                ...(selects === undefined ? {} : { selects }),
+              };
+            }),
+          );
+          reasons = explainStep(before, step, now);
+        }
+      }
+      this.#sink({ type: "vertex.explain", digest: planned.digest, name: planned.name, reasons, time: Date.now() });
+      return reasons;
     });
   }
 

@@ -39,6 +39,9 @@ Options:
       --push               Push every -t name to its registry
       --no-cache           Do not use the cache
       --no-cache-filter S  Do not use the cache for the steps of stage S (repeatable, or comma-separated)
+      --explain-cache      Say why each step that runs was not cached: which file, build arg or env
+                           value, base image digest or instruction text changed, or "no earlier
+                           build of this step" / --no-cache (plain: "#N explain: ..." lines)
       --cache-to SPEC      Export the build cache (repeatable; buildctl: --export-cache):
                            type=local,dest=DIR[,mode=min|max][,cache-mounts=true]
                            | type=registry,ref=REF[,mode=min|max][,cache-mounts=true] | type=inline

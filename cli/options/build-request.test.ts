@@ -14,4 +14,9 @@ describe("parseBuildArgs()", () => {
     expect(progress).toBe("plain");
     expect(options).toMatchObject({ context: "ctx", file: "x/Dockerfile", tags: ["a:1"], buildArgs: { K: "V" }, target: "t" });
   });
+
+  test("takes --explain-cache, and leaves it out when not given", () => {
+    expect(parseBuildArgs(["--explain-cache", "ctx"]).options).toMatchObject({ explainCache: true });
+    expect(parseBuildArgs(["ctx"]).options).not.toHaveProperty("explainCache");
+  });
 });

@@ -32,6 +32,8 @@ export interface BuildOptions {
   readonly noCache?: boolean;
   /** Stages (by name, or index when unnamed) whose steps ignore the cache (`--no-cache-filter`). */
   readonly noCacheFilter?: readonly string[];
+  /** Say why each step that runs was not cached (`--explain-cache`): `vertex.explain` events. */
+  readonly explainCache?: boolean;
   /** Always resolve base images from their registry, never from the local store. */
   readonly pull?: boolean;
   /** Push every `-t` name to its registry after the build (`--push`). */
@@ -70,6 +72,7 @@ export interface BuildRequest {
   readonly tags: readonly string[];
   readonly noCache: boolean;
   readonly noCacheFilter: readonly string[];
+  readonly explainCache: boolean;
   readonly pull: boolean;
   readonly push: boolean;
   readonly buildContexts: Readonly<Record<string, BuildContextSpec>>;
@@ -107,6 +110,7 @@ export function resolveBuildOptions(options: BuildOptions, cwd = process.cwd()):
     tags: options.tags ?? [],
     noCache: options.noCache ?? false,
     noCacheFilter: options.noCacheFilter ?? [],
+    explainCache: options.explainCache ?? false,
     pull: options.pull ?? false,
     push: options.push ?? false,
     buildContexts: parseBuildContexts(options.buildContexts ?? [], cwd),
@@ -167,6 +171,7 @@ export function parseBuildArgs(argv: readonly string[]): ParsedBuildCommand {
         "cache-to": { type: "string", multiple: true },
         "cache-from": { type: "string", multiple: true },
         "no-cache-filter": { type: "string", multiple: true },
+        "explain-cache": { type: "boolean" },
         pull: { type: "boolean" },
         push: { type: "boolean" },
         progress: { type: "string" },
@@ -227,6 +232,7 @@ export function parseBuildArgs(argv: readonly string[]): ParsedBuildCommand {
       tags: values.tag ?? [],
       noCache: values["no-cache"] ?? false,
       noCacheFilter: (values["no-cache-filter"] ?? []).flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== ""),
+      ...(values["explain-cache"] === true ? { explainCache: true } : {}),
       pull: values.pull ?? false,
       push: values.push ?? false,
       buildContexts: values["build-context"] ?? [],

@@ -41,4 +41,15 @@ describe("ProgressModel", () => {
     expect(formatTransfer(model.vertices.get(a)!.transfers.get("layer")!)).toBe("2.0MB / 4.0MB 2.0MB/s");
     expect(formatBytes(999)).toBe("999B");
   });
+
+  test("collects --explain-cache reasons for the summary without counting them as steps", () => {
+    const model = new ProgressModel(0);
+    model.push({ type: "vertex.explain", digest: a, name: "[2/3] COPY . /app", reasons: [{ kind: "file-changed", paths: ["src/main.c"] }], time: 1 });
+    model.push({ type: "vertex.explain", digest: b, name: "[3/3] RUN make", reasons: [{ kind: "arg-changed", name: "V", before: "1", after: "2" }, { kind: "input-changed", input: "[2/3] COPY . /app" }], time: 1 });
+    expect(model.counts().total).toBe(0);
+    expect(model.explanations).toEqual([
+      "[2/3] COPY . /app: file changed: src/main.c",
+      '[3/3] RUN make: build arg V changed: "1" -> "2"; its input changed: [2/3] COPY . /app',
+    ]);
+  });
 });

@@ -1,4 +1,5 @@
 import type { Digest } from "../../solver/llb/index.js";
+import { formatReason } from "../../solver/cache-explain.js";
 import type { ProgressEvent } from "../../solver/progress.js";
 
 /** How many output lines of a running step the live view keeps (the full output is on disk). */
@@ -53,6 +54,8 @@ export class ProgressModel {
   /** Vertices in the order they finished (done, cached or failed). */
   readonly finishedOrder: VertexView[] = [];
   readonly warnings: string[] = [];
+  /** `--explain-cache`: why each step ran, in the order explained, as `STEP: reason; reason`. */
+  readonly explanations: string[] = [];
   version = 0;
 
   constructor(now = Date.now()) {
@@ -63,6 +66,10 @@ export class ProgressModel {
     this.version++;
     if (event.type === "warning") {
       this.warnings.push(event.rule === undefined ? event.message : `${event.rule}: ${event.message}`);
+      return;
+    }
+    if (event.type === "vertex.explain") {
+      this.explanations.push(`${event.name}: ${event.reasons.map(formatReason).join("; ")}`);
       return;
     }
     const vertex = this.#vertex(event.digest, event.time);

@@ -1,4 +1,5 @@
 import type { Digest } from "../../solver/llb/index.js";
+import { formatReason } from "../../solver/cache-explain.js";
 import type { ProgressEvent } from "../../solver/progress.js";
 
 /**
@@ -56,6 +57,10 @@ export class PlainProgress {
         break;
       }
       case "vertex.bytes":
+        break;
+      case "vertex.explain":
+        // `--explain-cache`: one line per reason, before the step's own lines.
+        for (const reason of event.reasons) this.#line(event.digest, `#${n} explain: ${event.name}: ${formatReason(reason)}`);
         break;
       default: {
         const never: never = event;

@@ -146,6 +146,14 @@ function Summary({ model, summary }: { model: ProgressModel; summary: BuildSumma
           ))}
         </Box>
       )}
+      {model.explanations.length === 0 ? null : (
+        <Box flexDirection="column">
+          <Text>{`Why ${model.explanations.length} step${model.explanations.length === 1 ? "" : "s"} ran (--explain-cache):`}</Text>
+          {model.explanations.map((e, i) => (
+            <Text key={i}>{` - ${e}`}</Text>
+          ))}
+        </Box>
+      )}
       <Text dimColor>{`full logs: kiln logs ${summary.buildId}`}</Text>
     </Box>
   );

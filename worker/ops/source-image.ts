@@ -50,9 +50,9 @@ export function createImageSourceRunner(deps: ImageSourceDeps, vertex: SolverVer
 
   return {
     async cacheMap(context: OpContext): Promise<CacheMap> {
-      if (ref.digest !== undefined) return { digest: vertex.digest, deps: [] };
+      if (ref.digest !== undefined) return { digest: vertex.digest, deps: [], explain: { resolved: formatReference(ref) } };
       const resolved = await pin(context.signal);
-      return { digest: sha256(`${SCHEME}${formatReference(resolved)} ${formatPlatform(platform)}`), deps: [] };
+      return { digest: sha256(`${SCHEME}${formatReference(resolved)} ${formatPlatform(platform)}`), deps: [], explain: { resolved: formatReference(resolved) } };
     },
 
     async run(_inputs: readonly ResultRef[], context: OpContext): Promise<readonly ResultRef[]> {
