@@ -7,11 +7,15 @@ function allowed(profile: LinuxSeccomp, name: string): boolean {
 }
 
 describe("default seccomp profile", () => {
-  const sandbox = seccompProfile({ capabilities: DEFAULT_CAPABILITIES, arch: "x64", kernel: "6.1.0-18-amd64" });
+  const sandbox = seccompProfile({ capabilities: DEFAULT_CAPABILITIES, arch: "x64", kernel: "6.1.0-18-amd64", x32Abi: true });
 
   it("denies everything not listed with EPERM", () => {
     expect(sandbox.defaultAction).toBe("SCMP_ACT_ERRNO");
     expect(sandbox.defaultErrnoRet).toBe(1);
+  });
+
+  it("leaves x32 out for a kernel built without the x32 ABI, which cannot run x32 syscalls", () => {
+    expect(seccompProfile({ capabilities: [], arch: "x64", x32Abi: false }).architectures).toEqual(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
   });
 
   it("covers x86_64 with its 32-bit and x32 sub-architectures, and aarch64 with arm", () => {
