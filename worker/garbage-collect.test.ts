@@ -103,6 +103,19 @@ describe("collectWorkerGarbage", () => {
     expect(await readdir(join(root, "executor", "http"))).toEqual([]);
   });
 
+  test("a swept snapshot's content index is removed with it; a kept one's stays", async () => {
+    const now = Date.now();
+    const swept = await snapshot(now - 2 * HOUR);
+    const kept = await snapshot(now - 2 * HOUR);
+    const indexDir = join(root, "executor", "content-index");
+    await mkdir(indexDir, { recursive: true });
+    await writeFile(join(indexDir, `${swept}.txt`), "kiln-content-index 1\n");
+    await writeFile(join(indexDir, `${kept}.txt`), "kiln-content-index 1\n");
+    const report = await collectWorkerGarbage({ root, content, images }, { cacheRoots: [kept], now });
+    expect(report.snapshots.map((s) => s.id)).toEqual([swept]);
+    expect(await readdir(indexDir)).toEqual([`${kept}.txt`]);
+  });
+
   test("the snapshots unpacked for a local image's layers are kept", async () => {
     const now = Date.now();
     const [layer] = await image("imported:1", "imported layer");

@@ -1,3 +1,6 @@
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { contentIndexFile } from "./checksum/index.js";
 import type { ContentStore, StoredBlob } from "./content/content-store.js";
 import type { LocalImages } from "./content/image-index.js";
 import { featureRootSources, imageRoots } from "./gc-roots.js";
@@ -42,7 +45,7 @@ export interface WorkerGcReport {
  * committed one outside the roots and their ancestors, older than the grace period, is removed
  * (snapshot-gc.ts). Blobs: every blob not reachable from the images, the feature records or a
  * remaining snapshot's layer blob, older than the blob grace period, is removed, and so are
- * temp files older than it.
+ * temp files older than it. A removed snapshot's content index goes with it.
  */
 export async function collectWorkerGarbage(
   worker: { readonly root: string; readonly content: ContentStore; readonly images: LocalImages },
@@ -77,6 +80,8 @@ export async function collectWorkerGarbage(
     const gone = new Set(removed.map((s) => s.id));
     for (const info of await listSnapshots(store)) if (!gone.has(info.id) && info.blob !== undefined) remainingBlobs.add(info.blob.descriptor.digest);
   }
+  // A swept local-source snapshot's content index (worker/checksum/content-index.ts) goes with it.
+  if (!dryRun) for (const { id } of swept) await rm(contentIndexFile(join(worker.root, "executor"), id), { force: true });
   for (const source of features) {
     for (const digest of (await source.roots()).blobs) remainingBlobs.add(digest);
   }

@@ -133,7 +133,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
             ...(session.entitlements === undefined ? {} : { entitlements: session.entitlements }),
           }, vertex);
         case "file":
-          return createFileRunner({ snapshotter }, vertex);
+          return createFileRunner({ snapshotter, stateDir: execState }, vertex);
         case "merge":
         case "diff":
           throw new KilnError("KILN_UNSUPPORTED_OP", `Cannot run a ${op.kind} op: not implemented yet`);

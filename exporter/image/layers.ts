@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { PassThrough, Transform, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -123,10 +123,15 @@ function convertingSource(blob: LayerBlob, content: ContentStore, signal: AbortS
 }
 
 async function compressLayer(layer: LayerSource, options: ExportLayersOptions, openSource: () => Readable): Promise<{ descriptor: Descriptor; diffId: Digest; empty: boolean }> {
-  const tap = new DiffIdTap();
+  // Uncompressed, the blob is the tar: the store's hash on ingest is the diff id, so the tar is
+  // hashed once, and no pass-through compressor stage is added.
+  const uncompressed = options.compression.kind === "uncompressed";
+  const tap = new DiffIdTap(!uncompressed);
   const compressed = new PassThrough();
   const signalOption = options.signal === undefined ? {} : { signal: options.signal };
-  const producing = pipeline(openSource(), tap, createCompressor(options.compression), compressed, signalOption);
+  const producing = uncompressed
+    ? pipeline(openSource(), tap, compressed, signalOption)
+    : pipeline(openSource(), tap, createCompressor(options.compression), compressed, signalOption);
   const progress = options.progress;
   const ingesting = options.content.ingest(compressed, {
     ...signalOption,
@@ -139,7 +144,7 @@ async function compressLayer(layer: LayerSource, options: ExportLayersOptions, o
   if (ingested.status === "rejected") throw ingested.reason;
   const stored = ingested.value;
   const mediaType = layerMediaType(options.compression.kind, options.ociMediaTypes);
-  return { descriptor: { mediaType, digest: stored.digest, size: stored.size }, diffId: tap.digest(), empty: tap.empty() };
+  return { descriptor: { mediaType, digest: stored.digest, size: stored.size }, diffId: tap.digest() ?? stored.digest, empty: tap.empty() };
 }
 
 /** The same blob under the other family's media type name, as BuildKit's ConvertAllLayerMediaTypes does. */
@@ -155,17 +160,24 @@ function convertMediaType(descriptor: Descriptor, oci: boolean): Descriptor {
  * block: a tar with entries starts with a non-zero header, an empty one is only zero blocks.
  */
 class DiffIdTap extends Transform {
-  readonly #hash = createHash("sha256");
+  readonly #hash: Hash | undefined;
   #head: Buffer = Buffer.alloc(0);
 
+  /** `hashing` false: only the emptiness check (the caller knows the diff id otherwise). */
+  constructor(hashing = true) {
+    super();
+    this.#hash = hashing ? createHash("sha256") : undefined;
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#hash.update(chunk);
+    this.#hash?.update(chunk);
     if (this.#head.byteLength < 512) this.#head = Buffer.concat([this.#head, chunk.subarray(0, 512 - this.#head.byteLength)]);
     callback(null, chunk);
   }
 
-  digest(): Digest {
-    return `sha256:${this.#hash.digest("hex")}` as Digest;
+  /** The diff id, or undefined for a tap made without hashing. */
+  digest(): Digest | undefined {
+    return this.#hash === undefined ? undefined : (`sha256:${this.#hash.digest("hex")}` as Digest);
   }
 
   empty(): boolean {

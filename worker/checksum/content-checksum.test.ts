@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -75,10 +75,11 @@ describe("contentChecksum()", () => {
     expect(await contentChecksum(tree, { cache })).toBe(plain);
     await cache.save();
     // Poison the remembered hash of one file: a checksum that reads it proves the file was not re-read.
-    const saved = JSON.parse(readFileSync(cacheFile, "utf8")) as Record<string, string>;
-    const [key] = (saved["src/main.ts"] as string).split(" ");
-    saved["src/main.ts"] = `${key} ${"0".repeat(64)}`;
-    writeFileSync(cacheFile, JSON.stringify(saved));
+    const lines = readFileSync(cacheFile, "utf8").split("\n");
+    const index = lines.findIndex((line) => line.endsWith(" src/main.ts"));
+    const [key] = (lines[index] as string).split(" ");
+    lines[index] = `${key} ${"0".repeat(64)} src/main.ts`;
+    writeFileSync(cacheFile, lines.join("\n"));
     const reused = await contentChecksum(tree, { cache: await StatCache.open(cacheFile, { racyMs: 0 }) });
     expect(reused).not.toBe(plain);
     // A changed file (new size, mtime, ctime) is hashed again.
@@ -91,6 +92,31 @@ describe("contentChecksum()", () => {
     const cache = await StatCache.open(cacheFile, { racyMs: 3_600_000 });
     await contentChecksum(tree, { cache });
     await cache.save();
-    expect(JSON.parse(readFileSync(cacheFile, "utf8"))).toEqual({});
+    expect(existsSync(cacheFile)).toBe(false);
+  });
+
+  it("rewrites the cache file only when the walk saw something new", async () => {
+    const cacheFile = join(dir, "cache.txt");
+    const first = await StatCache.open(cacheFile, { racyMs: 0 });
+    await contentChecksum(tree, { cache: first });
+    expect(first.changed).toBe(true);
+    await first.save();
+    const written = statSync(cacheFile, { bigint: true }).mtimeNs;
+    const again = await StatCache.open(cacheFile, { racyMs: 0 });
+    await contentChecksum(tree, { cache: again });
+    expect(again.changed).toBe(false);
+    await again.save();
+    expect(statSync(cacheFile, { bigint: true }).mtimeNs).toBe(written);
+    writeFileSync(join(tree, "README.md"), "new readme");
+    const changed = await StatCache.open(cacheFile, { racyMs: 0 });
+    await contentChecksum(tree, { cache: changed });
+    expect(changed.changed).toBe(true);
+  });
+
+  it("reads a cache file of another format as empty", async () => {
+    const cacheFile = join(dir, "cache.json");
+    writeFileSync(cacheFile, JSON.stringify({ "src/main.ts": `1:2:3:4:5 ${"0".repeat(64)}` }));
+    const cache = await StatCache.open(cacheFile, { racyMs: 0 });
+    expect(await contentChecksum(tree, { cache })).toBe(await contentChecksum(tree));
   });
 });

@@ -4,6 +4,7 @@ import { readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { sha256, type Digest } from "../../solver/llb/index.js";
 import { selectEntries, type SelectedEntry, type Selection } from "./selection.js";
+import type { ContentHashes } from "./content-index.js";
 import type { StatCache } from "./stat-cache.js";
 
 export interface ChecksumOptions {
@@ -12,7 +13,11 @@ export interface ChecksumOptions {
   readonly owner?: { readonly uid: number; readonly gid: number };
   /** Remembers content hashes between calls; the caller saves it. */
   readonly cache?: StatCache;
+  /** Hashes known without reading (a snapshot's content index), consulted after `cache`. */
+  readonly known?: ContentHashes;
   readonly signal?: AbortSignal;
+  /** Called with each selected entry's path and the record hashed for it (`--explain-cache` lists them). */
+  readonly onEntry?: (path: string, record: string) => void;
 }
 
 /**
@@ -27,7 +32,9 @@ export async function contentChecksum(root: string, options: ChecksumOptions = {
   const hash = createHash("sha256");
   for (const entry of entries) {
     options.signal?.throwIfAborted();
-    hash.update(await entryRecord(root, entry, options));
+    const record = await entryRecord(root, entry, options);
+    options.onEntry?.(entry.path, record);
+    hash.update(record);
     hash.update("\n");
   }
   return `sha256:${hash.digest("hex")}` as Digest;
@@ -40,7 +47,7 @@ async function entryRecord(root: string, entry: SelectedEntry, options: Checksum
   const mode = (stat.mode & 0o7777n).toString(8);
   const head = `${JSON.stringify(path)} ${typeOf(entry)} ${mode} ${uid}:${gid}`;
   if (stat.isFile()) {
-    let content = options.cache?.get(path, stat);
+    let content = options.cache?.get(path, stat) ?? options.known?.get(path, stat);
     if (content === undefined) {
       content = await hashFile(join(root, path), options.signal);
       options.cache?.set(path, stat, content);
@@ -63,7 +70,8 @@ function typeOf(entry: SelectedEntry): string {
   return "socket";
 }
 
-function hashFile(path: string, signal: AbortSignal | undefined): Promise<string> {
+/** The hex sha256 of a file's content. */
+export function hashFile(path: string, signal?: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {
     const hash = createHash("sha256");
     const stream = createReadStream(path, signal === undefined ? {} : { signal });

@@ -1,5 +1,7 @@
-export { contentChecksum, statCacheName } from "./content-checksum.js";
+export { contentChecksum, hashFile, statCacheName } from "./content-checksum.js";
 export type { ChecksumOptions } from "./content-checksum.js";
 export { selectEntries } from "./selection.js";
 export type { SelectedEntry, Selection } from "./selection.js";
 export { RACY_MS, StatCache } from "./stat-cache.js";
+export { ContentIndex, ContentIndexWriter, contentIndexFile } from "./content-index.js";
+export type { ContentHashes } from "./content-index.js";

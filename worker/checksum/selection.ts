@@ -1,5 +1,4 @@
-import type { BigIntStats } from "node:fs";
-import { lstat, readdir } from "node:fs/promises";
+import { lstatSync, readdirSync, type BigIntStats } from "node:fs";
 import { join } from "node:path";
 import { createPathMatcher } from "../../solver/llb/index.js";
 
@@ -24,19 +23,29 @@ export interface SelectedEntry {
  * - with include patterns, a path is selected when a pattern matches it or one of its parents;
  *   a directory that no pattern matches is entered and listed only when something below it is.
  * Symlinks are never followed. The root itself is not listed.
+ *
+ * The walk uses synchronous readdir and lstat (one syscall each, no thread-pool round trip per
+ * file, several times faster for many small files) and yields to the event loop between batches
+ * of about YIELD_EVERY entries, so other work and `signal` are still served.
  */
 export async function selectEntries(root: string, selection: Selection, signal?: AbortSignal): Promise<SelectedEntry[]> {
   const exclude = (selection.exclude ?? []).length === 0 ? undefined : createPathMatcher(selection.exclude ?? []);
   const include = (selection.include ?? []).length === 0 ? undefined : createPathMatcher(selection.include ?? []);
   const out: SelectedEntry[] = [];
+  let sinceYield = 0;
 
   const walk = async (dir: string, prefix: string, included: boolean): Promise<void> => {
+    if (sinceYield >= YIELD_EVERY) {
+      sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     signal?.throwIfAborted();
-    const names = (await readdir(dir)).sort(compareBytes);
+    const names = sortBytewise(readdirSync(dir));
+    sinceYield += names.length;
     for (const name of names) {
       const path = prefix === "" ? name : `${prefix}/${name}`;
       const host = join(dir, name);
-      const stat = await lstat(host, { bigint: true });
+      const stat = lstatSync(host, { bigint: true });
       const excluded = exclude?.excludes(path) === true;
       if (excluded && !(stat.isDirectory() && exclude?.hasExceptions === true)) continue;
       const selected = included || include === undefined || include.excludes(path);
@@ -58,6 +67,14 @@ export async function selectEntries(root: string, selection: Selection, signal?:
   };
   await walk(root, "", include === undefined);
   return out;
+}
+
+/** Entries listed between two yields to the event loop. */
+const YIELD_EVERY = 2000;
+
+/** Sorts names in byte order of their UTF-8: code-unit order is the same unless a surrogate is present. */
+function sortBytewise(names: string[]): string[] {
+  return names.some((name) => /[\uD800-\uFFFF]/.test(name)) ? names.sort(compareBytes) : names.sort();
 }
 
 function compareBytes(a: string, b: string): number {

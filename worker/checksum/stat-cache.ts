@@ -1,13 +1,17 @@
 import type { BigIntStats } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /**
  * Remembers the content hash of files by path and stat (device, inode, size, mtime and ctime to
  * the nanosecond), so a tree whose files did not change is re-checksummed by a stat walk alone
- * (git's index trick). Kept in one JSON file, replaced atomically (temp + rename) by `save()`.
- * A file modified within `racyMs` of being hashed is not remembered: a write in the same
- * timestamp tick could otherwise leave a stale hash behind.
+ * (git's index trick). A file modified within `racyMs` of being hashed is not remembered: a write
+ * in the same timestamp tick could otherwise leave a stale hash behind.
+ *
+ * Kept in one line-oriented file, replaced atomically (temp + rename) by `save()`, and only
+ * when this walk saw something different from what was loaded: the first line is FORMAT, then
+ * one line per file, `<stat key> <hex sha256> <path>` (paths holding a newline are not
+ * remembered; they are hashed each time). A missing, unreadable or foreign file starts empty.
  */
 export class StatCache {
   readonly #file: string;
@@ -24,8 +28,7 @@ export class StatCache {
   static async open(file: string, options: { racyMs?: number } = {}): Promise<StatCache> {
     const cache = new StatCache(file, options.racyMs ?? RACY_MS);
     try {
-      const data = JSON.parse(await readFile(file, "utf8")) as Record<string, string>;
-      cache.#entries = new Map(Object.entries(data));
+      cache.#entries = parseLines(await readFile(file, "utf8"));
     } catch {
       // Starts empty.
     }
@@ -36,29 +39,62 @@ export class StatCache {
   get(path: string, stat: BigIntStats): string | undefined {
     const entry = this.#entries.get(path);
     if (entry === undefined) return undefined;
-    const [key, hash] = entry.split(" ");
-    if (key !== statKey(stat) || hash === undefined) return undefined;
+    const space = entry.indexOf(" ");
+    if (space < 0 || entry.slice(0, space) !== statKey(stat)) return undefined;
     this.#next.set(path, entry);
-    return hash;
+    return entry.slice(space + 1);
   }
 
   /** Records `hash` for `path` as it is now. */
   set(path: string, stat: BigIntStats, hash: string): void {
+    if (path.includes("\n")) return;
     if (Date.now() - Number(stat.mtimeMs) < this.#racyMs || Date.now() - Number(stat.ctimeMs) < this.#racyMs) return;
     this.#next.set(path, `${statKey(stat)} ${hash}`);
   }
 
-  /** Writes what this walk saw (entries of paths that are gone are dropped). */
+  /** Whether `save()` would write anything: this walk's entries differ from the loaded ones. */
+  get changed(): boolean {
+    if (this.#next.size !== this.#entries.size) return true;
+    for (const [path, entry] of this.#next) if (this.#entries.get(path) !== entry) return true;
+    return false;
+  }
+
+  /** Writes what this walk saw (entries of paths that are gone are dropped), unless nothing changed. */
   async save(): Promise<void> {
+    if (!this.changed) return;
     await mkdir(dirname(this.#file), { recursive: true });
     const temp = `${this.#file}.${process.pid}.${Date.now()}.tmp`;
-    await writeFile(temp, JSON.stringify(Object.fromEntries(this.#next)));
-    await rename(temp, this.#file);
+    const lines = [FORMAT];
+    for (const [path, entry] of this.#next) lines.push(`${entry} ${path}`);
+    try {
+      await writeFile(temp, `${lines.join("\n")}\n`);
+      await rename(temp, this.#file);
+    } finally {
+      await rm(temp, { force: true });
+    }
+    this.#entries = new Map(this.#next);
   }
 }
 
 /** Files changed this recently are hashed but not remembered. */
 export const RACY_MS = 2000;
+
+/** The first line of a stat cache file; another first line (an older format) reads as empty. */
+const FORMAT = "kiln-stat-cache 1";
+
+function parseLines(text: string): Map<string, string> {
+  const entries = new Map<string, string>();
+  const lines = text.split("\n");
+  if (lines[0] !== FORMAT) return entries;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const first = line.indexOf(" ");
+    const second = first < 0 ? -1 : line.indexOf(" ", first + 1);
+    if (second < 0) continue;
+    entries.set(line.slice(second + 1), line.slice(0, second));
+  }
+  return entries;
+}
 
 function statKey(stat: BigIntStats): string {
   return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;

@@ -1,3 +1,4 @@
+import { closeSync, openSync, readSync } from "node:fs";
 import { open, readlink } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { assertNever, KilnError } from "../../solver/llb/index.js";
@@ -113,8 +114,16 @@ function whiteoutName(rel: string, opaque: boolean): string {
   return slash === -1 ? `.wh.${rel}` : `${rel.slice(0, slash)}/.wh.${rel.slice(slash + 1)}`;
 }
 
-/** The file's bytes, exactly `size` of them: a file that changed size since its stat fails the diff. */
+/**
+ * The file's bytes, exactly `size` of them: a file that changed size since its stat fails the diff.
+ * A file of at most CHUNK bytes is read with synchronous calls: a layer of many small files
+ * otherwise spends most of its time in thread-pool round trips (open, read, close per file).
+ */
 async function* fileBytes(abs: string, size: number): AsyncGenerator<Buffer> {
+  if (size <= CHUNK) {
+    if (size > 0) yield smallFileBytes(abs, size);
+    return;
+  }
   const handle = await open(abs, "r");
   try {
     let done = 0;
@@ -128,6 +137,22 @@ async function* fileBytes(abs: string, size: number): AsyncGenerator<Buffer> {
   } finally {
     await handle.close();
   }
+}
+
+function smallFileBytes(abs: string, size: number): Buffer {
+  const buffer = Buffer.allocUnsafe(size);
+  const fd = openSync(abs, "r");
+  try {
+    let done = 0;
+    while (done < size) {
+      const bytesRead = readSync(fd, buffer, done, size - done, done);
+      if (bytesRead === 0) throw new DiffError(`Cannot diff "${abs}": the file shrank while being read (${done} of ${size} bytes)`);
+      done += bytesRead;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return buffer;
 }
 
 function xattrsOf(abs: string): [string, Buffer][] {

@@ -9,6 +9,7 @@ import { mountSnapshot, unmountSnapshot } from "../snapshotter/mount.js";
 import type { SnapshotMount, Snapshotter } from "../snapshotter/types.js";
 import { applyMkdir, applyMkfile, applyRm, resolveOwner } from "./file-actions.js";
 import { compileModeChange } from "./file-mode.js";
+import { ContentIndex, contentIndexFile } from "../checksum/index.js";
 import { copySourceChecksum } from "./copy-checksum.js";
 import { directCopyRoots } from "./direct-copy.js";
 import { archiveCompression } from "./archive-detect.js";
@@ -18,6 +19,8 @@ import { unpackArchive } from "./unpack-archive.js";
 
 export interface FileRunnerDeps {
   readonly snapshotter: Snapshotter;
+  /** Where snapshots' content indexes live (see ContentIndex): a COPY checksum uses its input's index. */
+  readonly stateDir?: string;
 }
 
 /** A file op that cannot be run as written. */
@@ -46,14 +49,17 @@ export function createFileRunner(deps: FileRunnerDeps, vertex: SolverVertex): Op
   const op = vertex.op;
   if (op.kind !== "file") throw new FileOpError(`Cannot run vertex "${vertex.digest}" as a file op: it is a "${op.kind}" op`);
   const snapshotter = deps.snapshotter;
+  const stateDir = deps.stateDir;
   return {
     cacheMap(): Promise<CacheMap> {
       const deps = op.inputs.map((_, index): CacheDep => {
         const copies = op.actions.filter((a): a is CopyAction => a.kind === "copy" && a.source === index);
         if (index === op.base || copies.length === 0) return {};
         return {
-          contentChecksum: async (ref, signal) =>
-            withView(await snapshotter.view(ref.id), (root) => copySourceChecksum(root, copies, signal)),
+          contentChecksum: async (ref, signal) => {
+            const known = stateDir === undefined ? ContentIndex.empty : await ContentIndex.open(contentIndexFile(stateDir, ref.id));
+            return withView(await snapshotter.view(ref.id), (root) => copySourceChecksum(root, copies, signal, known));
+          },
         };
       });
       return Promise.resolve({ digest: opCacheDigest(op), deps });

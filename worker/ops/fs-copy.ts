@@ -1,5 +1,5 @@
-import { constants as fsConstants, lstatSync, readdirSync, statSync, type BigIntStats } from "node:fs";
-import { chmod, copyFile, lchown, link, lstat, mkdir, readdir, readlink, rm, stat, symlink, lutimes } from "node:fs/promises";
+import { constants as fsConstants, linkSync, lstatSync, readdirSync, statSync, type BigIntStats } from "node:fs";
+import { chmod, copyFile, lchown, link, lstat, mkdir, readlink, rm, stat, symlink, lutimes } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { createPathMatcher, KilnError, type PathMatcher } from "../../solver/llb/index.js";
 import { cleanAbsolute, resolveInRoot, splitPath } from "../fs/index.js";
@@ -152,6 +152,7 @@ class Copier {
   readonly #exclude: PathMatcher | undefined;
   readonly #include: PathMatcher | undefined;
   readonly #inodes = new Map<string, string>();
+  #sinceYield = 0;
 
   constructor(options: CopyOptions) {
     this.#options = options;
@@ -165,8 +166,14 @@ class Copier {
    * top); `included` says whether the include patterns already accept everything here.
    */
   async copy(src: string, rel: string, target: string, overwriteMetadata: boolean, included: boolean): Promise<boolean> {
+    // Lookups and links are synchronous (a thread-pool round trip costs more than each syscall
+    // on a tree of small files); the event loop gets a turn every YIELD_EVERY entries.
+    if (++this.#sinceYield >= YIELD_EVERY) {
+      this.#sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     this.#options.signal?.throwIfAborted();
-    const st = await lstat(src, { bigint: true });
+    const st = lstatSync(src, { bigint: true });
     let inside = included;
     if (rel !== "") {
       // An excluded directory is still entered when an exception ("!…") may re-include something below.
@@ -184,7 +191,7 @@ class Copier {
         await link(linked, target);
         return true;
       }
-      if (this.#linkable(st) && (await link(src, target).then(() => true, () => false))) return true;
+      if (this.#linkable(st) && linkedSync(src, target)) return true;
       await copyFile(src, target, fsConstants.COPYFILE_FICLONE);
       if (st.nlink > 1n) this.#inodes.set(key, target);
     } else if (st.isSymbolicLink()) {
@@ -208,7 +215,7 @@ class Copier {
   async #copyDirectory(src: string, rel: string, target: string, st: BigIntStats, overwriteMetadata: boolean, included: boolean): Promise<boolean> {
     const created = included ? await makeDirectory(target, st, overwriteMetadata) : false;
     let copiedBelow = false;
-    for (const name of (await readdir(src)).sort()) {
+    for (const name of readdirSync(src).sort()) {
       if (await this.copy(join(src, name), rel === "" ? name : `${rel}/${name}`, join(target, name), true, included)) copiedBelow = true;
     }
     const noIncludes = this.#include === undefined;
@@ -257,8 +264,21 @@ async function makeDirectory(target: string, st: BigIntStats, overwriteMetadata:
   return false;
 }
 
+/** Entries copied between two yields to the event loop. */
+const YIELD_EVERY = 256;
+
+/** Hard-links `src` as `target`; false when that fails (the caller copies instead). */
+function linkedSync(src: string, target: string): boolean {
+  try {
+    linkSync(src, target);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function replaceableFileTarget(target: string): Promise<void> {
-  const existing = await lstat(target).catch(() => undefined);
+  const existing = lstatSync(target, { throwIfNoEntry: false });
   if (existing === undefined) return;
   if (existing.isDirectory()) throw new FileActionError(`Cannot copy a file to "${target}": a directory is in the way`);
   await rm(target, { force: true });

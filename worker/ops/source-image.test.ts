@@ -60,10 +60,14 @@ describe("createImageSourceRunner()", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("cacheMap() of a digest-pinned image is the op digest with no inputs", async () => {
+  it("cacheMap() of a digest-pinned image is the op digest with no inputs, explained by the pinned reference", async () => {
     const vertex = vertexFor(`docker-image://${registry.host}/layered:v1@${layered.top.digest}`);
     const runner = createImageSourceRunner({ content, registry: client, snapshotter }, vertex);
-    expect(await runner.cacheMap(recordingContext().context)).toEqual({ digest: vertex.digest, deps: [] });
+    expect(await runner.cacheMap(recordingContext().context)).toEqual({
+      digest: vertex.digest,
+      deps: [],
+      explain: { resolved: `${registry.host}/layered:v1@${layered.top.digest}` },
+    });
   });
 
   it("run() pulls the missing blobs with byte progress and unpacks the layers in order", async () => {

@@ -1,9 +1,10 @@
-import { constants as fsConstants } from "node:fs";
-import { chmod, copyFile, lchown, link, lstat, mkdir, readlink, symlink } from "node:fs/promises";
+import { chmodSync, copyFileSync, constants as fsConstants, lchownSync, linkSync, lstatSync, mkdirSync, readlinkSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { digestHex, KilnError, sha256 } from "../../solver/llb/index.js";
-import type { CacheMap, OpContext, OpRunner, ResultRef, SolverVertex } from "../../solver/op.js";
-import { contentChecksum, selectEntries, StatCache, statCacheName, type Selection } from "../checksum/index.js";
+import { EXPLAIN_PATH_LIMIT, type CacheMap, type OpContext, type OpRunner, type ResultRef, type SolverVertex } from "../../solver/op.js";
+import {
+  ContentIndex, contentChecksum, contentIndexFile, ContentIndexWriter, hashFile, selectEntries, StatCache, statCacheName, type Selection,
+} from "../checksum/index.js";
 import type { Snapshotter } from "../snapshotter/types.js";
 import { lutimesNs } from "../syscalls.js";
 import type { BuildSession } from "../worker.js";
@@ -40,7 +41,11 @@ export interface LocalSourceDeps {
  * and times, owned by 0:0, as BuildKit's file transfer resets owners of a build context. With a
  * state directory the copy is incremental (see LocalSyncRecord): a file whose context stat is
  * unchanged since the previous run is hard-linked from the previous run's snapshot (both are
- * immutable, so sharing the inode is safe), and only new and changed files are copied.
+ * immutable, so sharing the inode is safe), and only new and changed files are copied. It also
+ * writes the new snapshot's content index (see ContentIndex) from hashes it already has: carried
+ * from the previous snapshot's index for linked files, from the stat cache of this build's
+ * checksum for copied files whose context stat held (a racy or unknown one is hashed from the
+ * copy), so the checksum of a COPY from the snapshot reads no file.
  */
 export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVertex): OpRunner {
   const op = vertex.op;
@@ -59,13 +64,26 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
     return dir;
   };
 
+  /** The stat cache of this runner's checksum: the content hashes `run` writes into the index. */
+  let hashes: StatCache | undefined;
   return {
     async cacheMap(context: OpContext): Promise<CacheMap> {
       const dir = directory();
       const cache = deps.stateDir === undefined ? undefined : await StatCache.open(join(deps.stateDir, "checksums", statCacheName(dir)));
-      const digest = await contentChecksum(dir, { selection, owner: { uid: 0, gid: 0 }, signal: context.signal, ...(cache === undefined ? {} : { cache }) });
+      // Per-path digests for `--explain-cache` (solver/cache-explain.ts), up to EXPLAIN_PATH_LIMIT paths.
+      let paths: Record<string, string> | undefined = {};
+      let pathCount = 0;
+      const onEntry = (path: string, record: string): void => {
+        pathCount++;
+        if (paths !== undefined && pathCount > EXPLAIN_PATH_LIMIT) paths = undefined;
+        // The record after its quoted path (type, mode, owner, size, content hash or link target):
+        // a slice, not a hash, so a cached rebuild of a large context pays nothing measurable.
+        if (paths !== undefined) paths[path] = record.slice(JSON.stringify(path).length + 1);
+      };
+      const digest = await contentChecksum(dir, { selection, owner: { uid: 0, gid: 0 }, signal: context.signal, onEntry, ...(cache === undefined ? {} : { cache }) });
       await cache?.save();
-      return { digest, deps: [] };
+      hashes = cache;
+      return { digest, deps: [], explain: { pathCount, ...(paths === undefined ? {} : { paths }) } };
     },
 
     async run(_inputs: readonly ResultRef[], context: OpContext): Promise<readonly ResultRef[]> {
@@ -73,39 +91,55 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
       const entries = await selectEntries(dir, selection, context.signal);
       const record = deps.stateDir === undefined ? undefined : await LocalSyncRecord.open(join(deps.stateDir, "local-sync", `${recordName(dir, selection)}.json`), deps.racyMs === undefined ? {} : { racyMs: deps.racyMs });
       const previous = record?.snapshot === undefined ? undefined : await snapshotDirectory(deps.snapshotter, record.snapshot);
+      const previousIndex = previous === undefined || deps.stateDir === undefined || record?.snapshot === undefined ? ContentIndex.empty : await ContentIndex.open(contentIndexFile(deps.stateDir, record.snapshot));
+      const index = deps.stateDir === undefined ? undefined : new ContentIndexWriter();
       const active = await deps.snapshotter.prepare(null);
       try {
         const target = active.upperdir;
         const directories: { path: string; atimeNs: bigint; mtimeNs: bigint }[] = [];
+        // Synchronous calls: the loop is sequential anyway, and a thread-pool round trip per
+        // syscall costs more than the syscall for small files; it yields every YIELD_EVERY entries.
+        let done = 0;
         for (const { path, stat } of entries) {
+          if (++done % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
           context.signal.throwIfAborted();
           const from = join(dir, path);
           const to = join(target, path);
           const mode = Number(stat.mode & 0o7777n);
           if (stat.isDirectory()) {
-            await mkdir(to);
-            await chmod(to, mode);
+            mkdirSync(to);
+            chmodSync(to, mode);
             directories.push({ path: to, atimeNs: stat.atimeNs, mtimeNs: stat.mtimeNs });
           } else if (stat.isFile()) {
-            if (previous !== undefined && record?.unchanged(path, stat) === true && (await link(join(previous, path), to).then(() => true, () => false))) {
+            if (previous !== undefined && record?.unchanged(path, stat) === true && linked(join(previous, path), to)) {
               record.set(path, stat);
+              // The same inode as the previous snapshot's file: its index entry holds.
+              const carried = previousIndex.entry(path);
+              if (carried !== undefined) index?.addEntry(path, carried);
+              else await indexCopy(index, path, to, hashes?.get(path, stat), false);
               continue; // The linked inode already has this owner, mode and times.
             }
-            await copyFile(from, to, fsConstants.COPYFILE_FICLONE);
-            await chmod(to, mode);
+            copyFileSync(from, to, fsConstants.COPYFILE_FICLONE);
+            chmodSync(to, mode);
             // Remembered only if the file did not change while it was copied.
-            if (statKey(await lstat(from, { bigint: true })) === statKey(stat)) record?.set(path, stat);
+            const held = statKey(lstatSync(from, { bigint: true })) === statKey(stat);
+            if (held) record?.set(path, stat);
+            lchownSync(to, 0, 0);
+            lutimesNs(to, stat.atimeNs, stat.mtimeNs);
+            await indexCopy(index, path, to, held ? hashes?.get(path, stat) : undefined, true);
+            continue;
           } else if (stat.isSymbolicLink()) {
-            await symlink(await readlink(from), to);
+            symlinkSync(readlinkSync(from), to);
           } else {
             continue; // Devices, fifos and sockets are not build context.
           }
-          await lchown(to, 0, 0);
+          lchownSync(to, 0, 0);
           if (!stat.isDirectory()) lutimesNs(to, stat.atimeNs, stat.mtimeNs);
         }
         // Directory times last, deepest first: creating entries inside changed them.
         for (const d of directories.reverse()) lutimesNs(d.path, d.atimeNs, d.mtimeNs);
         const id = await deps.snapshotter.commit(active);
+        if (index !== undefined && deps.stateDir !== undefined) await index.save(contentIndexFile(deps.stateDir, id));
         await record?.save(id);
         return [{ id }];
       } catch (error) {
@@ -114,6 +148,30 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
       }
     },
   };
+}
+
+/** Entries the run copies or links between two yields to the event loop. */
+const YIELD_EVERY = 256;
+
+/** Hard-links `from` as `to`; false when that fails (the caller copies instead). */
+function linked(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Adds the snapshot file `to` (a copy of context file `path`) to the index: with `known`, the
+ * context file's remembered hash (its stat held through the copy); else, when `hashCopy`, the
+ * hash of the copy itself, which nothing else writes to.
+ */
+async function indexCopy(index: ContentIndexWriter | undefined, path: string, to: string, known: string | undefined, hashCopy: boolean): Promise<void> {
+  if (index === undefined || (known === undefined && !hashCopy)) return;
+  const hex = known ?? (await hashFile(to));
+  index.add(path, lstatSync(to, { bigint: true }), hex);
 }
 
 /** The record file name of one directory and selection. */
