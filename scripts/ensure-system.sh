@@ -23,8 +23,10 @@ for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
 # Debian's dynamic busybox package also provides /bin/busybox: kiln needs the static one.
-if command -v busybox >/dev/null 2>&1 && ! ldd "$(command -v busybox)" 2>&1 | grep -q "not a dynamic executable"; then
-  missing+=(busybox-static)
+# (ldd exits 1 for a static binary: read its answer first, or pipefail would misread the test.)
+if command -v busybox >/dev/null 2>&1; then
+  linkage=$(ldd "$(command -v busybox)" 2>&1 || true)
+  grep -q "not a dynamic executable" <<<"$linkage" || missing+=(busybox-static)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
