@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { createWriteStream, mkdirSync, readdirSync, renameSync, writeFileSync, type WriteStream } from "node:fs";
+import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { KilnError, type Digest } from "../solver/llb/index.js";
 import type { ProgressEvent } from "../solver/index.js";
@@ -50,7 +50,10 @@ export class BuildLogWriter {
   constructor(logsDir: string, id: string) {
     this.id = id;
     this.dir = join(logsDir, id);
-    this.#ready = mkdir(this.dir, { recursive: true, mode: 0o700 }).then(() => this.#writeJson(undefined));
+    this.#ready = Promise.resolve().then(() => {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      this.#writeJson(undefined);
+    });
     this.#ready.catch(() => {});
   }
 
@@ -98,11 +101,12 @@ export class BuildLogWriter {
     await Promise.all(
       [...this.#steps.values()].map((s) => (s.stream === undefined ? undefined : new Promise<void>((r) => s.stream!.end(r)))),
     );
-    await this.#writeJson(error === undefined ? { state: "done" } : { state: "failed", error: error instanceof Error ? error.message : String(error) });
+    this.#writeJson(error === undefined ? { state: "done" } : { state: "failed", error: error instanceof Error ? error.message : String(error) });
     await pruneBuildLogs(join(this.dir, ".."), KEPT_BUILDS);
   }
 
-  async #writeJson(end: { state: "done" | "failed"; error?: string } | undefined): Promise<void> {
+  /** Synchronous: one small file and a rename cost less inline than their thread-pool trips. */
+  #writeJson(end: { state: "done" | "failed"; error?: string } | undefined): void {
     const build: LoggedBuild = {
       id: this.id,
       started: this.#started,
@@ -116,8 +120,8 @@ export class BuildLogWriter {
       })),
     };
     const tmp = join(this.dir, `.build.json.${process.pid}`);
-    await writeFile(tmp, `${JSON.stringify(build, null, 2)}\n`, { mode: 0o600 });
-    await rename(tmp, join(this.dir, "build.json"));
+    writeFileSync(tmp, `${JSON.stringify(build, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, join(this.dir, "build.json"));
   }
 }
 
@@ -168,6 +172,12 @@ export function findStep(build: LoggedBuild, query: string): LoggedStep {
 
 /** Removes all but the newest `keep` build log directories. */
 export async function pruneBuildLogs(logsDir: string, keep: number): Promise<void> {
-  const names = (await readdir(logsDir).catch(() => [] as string[])).filter((n) => !n.startsWith(".")).sort();
+  let all: string[];
+  try {
+    all = readdirSync(logsDir);
+  } catch {
+    all = [];
+  }
+  const names = all.filter((n) => !n.startsWith(".")).sort();
   for (const name of names.slice(0, Math.max(0, names.length - keep))) await rm(join(logsDir, name), { recursive: true, force: true });
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { marshal, type Definition, type Digest, type Op } from "./llb/index.js";
 import { VertexError } from "./errors.js";
-import { createSolver } from "./scheduler.js";
+import { createSolver, TOUCH_INTERVAL_MS } from "./scheduler.js";
 import { constant, definitionOf, EventLog, FakeOps, MemoryCacheStore, sum } from "./testing/fake-ops.js";
 
 function setup(concurrency = 4) {
@@ -300,5 +300,34 @@ describe("Solver.solve()", () => {
     ops.release("middle");
     expect((await b).ref).toEqual({ id: "1" });
     expect(ops.runs("middle")).toBe(1);
+  });
+});
+
+describe("Solver.solve() on a fully cached build", () => {
+  class CountingStore extends MemoryCacheStore {
+    touches = 0;
+    override async touch(key: Digest, time?: number): Promise<void> {
+      this.touches++;
+      return super.touch(key, time);
+    }
+  }
+
+  it("touches no record used within the touch interval and refreshes one used longer ago", async () => {
+    const store = new CountingStore();
+    const solver = createSolver({ cacheStore: store });
+    const definition = definitionOf(sum("head", [constant(1), constant(2)]));
+    await solver.solve(definition, { resolveOp: new FakeOps().resolveOp });
+    const writes = store.writes;
+    await solver.solve(definition, { resolveOp: new FakeOps().resolveOp });
+    expect(store.touches).toBe(0);
+    expect(store.writes).toBe(writes);
+
+    const [key, record] = [...store.records].find(([, r]) => r.vertexName === "head") ?? [];
+    if (key === undefined || record === undefined) throw new Error("no record of head");
+    const old = Date.now() - 2 * TOUCH_INTERVAL_MS;
+    store.records.set(key, { ...record, lastUsed: old });
+    await solver.solve(definition, { resolveOp: new FakeOps().resolveOp });
+    expect(store.touches).toBe(1);
+    expect(store.records.get(key)?.lastUsed).toBeGreaterThan(old + TOUCH_INTERVAL_MS);
   });
 });

@@ -121,7 +121,16 @@ interface KeyInfo {
   /** For vertices with content-checksum deps: the definition-based key an alias is stored under. */
   readonly aliasKey?: Digest;
   readonly aliasHit?: CacheRecord;
+  /** With `aliasHit`: the alias record's own last use. */
+  readonly aliasLastUsed?: number;
 }
+
+/**
+ * A hit on a record used less than this long ago does not touch it again: `lastUsed` orders
+ * records for pruning (keep-duration is hours, keep-storage least recently used first), which this
+ * granularity does not disturb, and a fully cached rebuild then writes nothing to the store.
+ */
+export const TOUCH_INTERVAL_MS = 10 * 60_000;
 
 const NO_EVENTS: ProgressSink = () => undefined;
 const ALWAYS_ALIVE = async (): Promise<boolean> => true;
@@ -320,7 +329,7 @@ class Solve {
         if (alias?.canonicalKey !== undefined) {
           const found = await this.#loadAlive(alias.canonicalKey);
           if (found?.keyInputs !== undefined) {
-            return { key: alias.canonicalKey, inputs: found.keyInputs, aliasKey: definitionKey, aliasHit: found };
+            return { key: alias.canonicalKey, inputs: found.keyInputs, aliasKey: definitionKey, aliasHit: found, aliasLastUsed: alias.lastUsed };
           }
         }
       }
@@ -347,14 +356,14 @@ class Solve {
       if (record === undefined) return undefined;
       this.#status.set(digest, "cached");
       this.#sink({ type: "vertex.cached", digest, name: planned.name, time: Date.now() });
-      const touches = [this.#state.store.touch(info.key)];
+      const now = Date.now();
+      const stale = (lastUsed: number | undefined): boolean => lastUsed === undefined || now - lastUsed >= TOUCH_INTERVAL_MS || lastUsed > now;
+      const touches: Promise<void>[] = [];
+      if (stale(record.lastUsed)) touches.push(this.#state.store.touch(info.key));
       // An imported record's results are not local: it is recorded once materialized (#result).
       if (info.aliasKey !== undefined && !this.#imported.has(record)) {
-        touches.push(
-          info.aliasHit === undefined
-            ? this.#state.store.record(info.aliasKey, { ...record, canonicalKey: info.key, created: Date.now(), lastUsed: Date.now() })
-            : this.#state.store.touch(info.aliasKey),
-        );
+        if (info.aliasHit === undefined) touches.push(this.#state.store.record(info.aliasKey, { ...record, canonicalKey: info.key, created: now, lastUsed: now }));
+        else if (stale(info.aliasLastUsed)) touches.push(this.#state.store.touch(info.aliasKey));
       }
       // Best effort: a read-only or contended store must not turn a hit into a failure.
       await Promise.all(touches.map((touch) => touch.catch(() => undefined)));

@@ -1,4 +1,5 @@
-import { statfs, stat, utimes, writeFile } from "node:fs/promises";
+import { statSync } from "node:fs";
+import { statfs, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { collectUsage, pruneCache, type CacheStore, type CacheUsage, type PrunePolicy } from "../../solver/index.js";
 import { sha256 } from "../../solver/llb/index.js";
@@ -119,6 +120,8 @@ export interface GcPolicy {
 }
 
 const GIB = 1024 ** 3;
+/** The default policy's interval: GC runs at most once an hour per state root. */
+const GC_INTERVAL_MS = 3600_000;
 
 /**
  * kiln's default: keep at most min(5 GiB, 10% of the state root's file system), drop build
@@ -133,7 +136,7 @@ export async function defaultGcPolicy(root: string): Promise<GcPolicy> {
   } catch {
     // Unknown file system size: the fixed cap alone.
   }
-  return { keepDurationLocal: 48 * 3600_000, keepStorage: Math.min(5 * GIB, tenPercent), interval: 3600_000 };
+  return { keepDurationLocal: 48 * 3600_000, keepStorage: Math.min(5 * GIB, tenPercent), interval: GC_INTERVAL_MS };
 }
 
 /**
@@ -142,13 +145,11 @@ export async function defaultGcPolicy(root: string): Promise<GcPolicy> {
  * it was not due.
  */
 export async function collectGarbage(root: string, store: CacheStore, worker: GcWorker, now = Date.now()): Promise<PruneReport | undefined> {
-  const policy = await defaultGcPolicy(root);
   const stamp = join(root, "cache", "gc-stamp");
-  try {
-    if (now - (await stat(stamp)).mtimeMs < policy.interval) return undefined;
-  } catch {
-    // Never collected here: due now.
-  }
+  // Checked first and synchronously (one statx): a build that finds GC not due pays nothing more.
+  const last = statSync(stamp, { throwIfNoEntry: false })?.mtimeMs;
+  if (last !== undefined && now - last < GC_INTERVAL_MS) return undefined;
+  const policy = await defaultGcPolicy(root);
   await writeFile(stamp, "");
   await utimes(stamp, now / 1000, now / 1000);
   const local = await pruneBuildCache(store, worker, {

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ContentStore } from "../../worker/content/content-store.js";
 import { layerCompression } from "../../worker/oci/index.js";
@@ -34,7 +35,8 @@ export class StoreLayers {
   async get(snapshot: SnapshotId): Promise<LayerBlob | undefined> {
     let blob: LayerBlob;
     try {
-      blob = JSON.parse(await readFile(this.#file(snapshot), "utf8")) as LayerBlob;
+      // Synchronous: a tiny record per layer of every stored image; inline beats four thread-pool trips.
+      blob = JSON.parse(readFileSync(this.#file(snapshot), "utf8")) as LayerBlob;
     } catch {
       return undefined;
     }

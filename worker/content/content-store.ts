@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { createReadStream, createWriteStream, statSync, utimesSync } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -12,6 +12,9 @@ export class ContentError extends KilnError {
     super("KILN_CONTENT_INVALID", message, options);
   }
 }
+
+/** A blob whose mtime is younger than this is not touched again (see `ContentStore.touch`). */
+export const TOUCH_INTERVAL_MS = 10 * 60_000;
 
 /** Bytes gathered from small chunks into one write while ingesting. */
 const WRITE_BATCH = 1 << 20;
@@ -64,13 +67,7 @@ export class ContentStore {
 
   /** Whether the blob is stored; a found blob is touched (see `touch`): who asks is about to rely on it. */
   async has(digest: Digest): Promise<boolean> {
-    if (await this.touch(digest)) return true;
-    try {
-      await stat(this.path(digest));
-      return true;
-    } catch {
-      return false;
-    }
+    return this.touch(digest);
   }
 
   async size(digest: Digest): Promise<number> {
@@ -158,17 +155,32 @@ export class ContentStore {
   }
 
   /**
-   * Refreshes a blob's mtime when it exists (returns whether it does). Whoever is about to refer
-   * to an existing blob touches it, so a concurrent sweep's grace period covers it as if written now.
+   * Refreshes a blob's mtime when it exists (returns whether it does) and is older than
+   * TOUCH_INTERVAL_MS. Whoever is about to refer to an existing blob touches it, so a concurrent
+   * sweep's grace period covers it as if written at most TOUCH_INTERVAL_MS ago.
    */
   async touch(digest: Digest): Promise<boolean> {
-    const now = new Date();
+    // Synchronous (one statx, inline, costs less than a thread-pool trip), and a blob touched less
+    // than TOUCH_INTERVAL_MS ago is left as it is: its mtime is then younger than a sweep's grace
+    // period (BLOB_GRACE_MS, six times longer) for at least 50 minutes, so a cached rebuild
+    // writes no inode metadata for the blobs it relies on.
+    const path = this.path(digest);
+    const now = Date.now();
+    let mtimeMs: number;
     try {
-      await utimes(this.path(digest), now, now);
-      return true;
+      mtimeMs = statSync(path).mtimeMs;
     } catch {
       return false;
     }
+    if (now - mtimeMs >= TOUCH_INTERVAL_MS || mtimeMs > now) {
+      try {
+        utimesSync(path, now / 1000, now / 1000);
+      } catch {
+        // Removed meanwhile (a sweep won the race: then it is gone) or a read-only store.
+        return statSync(path, { throwIfNoEntry: false }) !== undefined;
+      }
+    }
+    return true;
   }
 
   /** Every stored blob with its size and mtime (ms). */

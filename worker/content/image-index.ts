@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { open, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { open, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Descriptor, ImageIndex } from "../oci/index.js";
@@ -38,8 +39,15 @@ export class LocalImages {
     return (await this.list()).find((image) => image.name === name)?.descriptor;
   }
 
-  /** Points `name` at `descriptor` (a manifest or index already in the content store). */
+  /**
+   * Points `name` at `descriptor` (a manifest or index already in the content store). A name that
+   * already points at exactly that descriptor is left alone: no lock, no rewrite (a concurrent
+   * `set` of another target is then ordered after this one, as it would be with the rewrite).
+   */
   async set(name: string, descriptor: Descriptor): Promise<void> {
+    const wanted: Descriptor = { ...descriptor, annotations: { ...descriptor.annotations, [REF_NAME]: name } };
+    const current = (await this.#read()).manifests.find((d) => d.annotations?.[REF_NAME] === name);
+    if (current !== undefined && canonicalJson(current) === canonicalJson(wanted)) return;
     await this.#update((manifests) => [
       ...manifests.filter((d) => d.annotations?.[REF_NAME] !== name),
       { ...descriptor, annotations: { ...descriptor.annotations, [REF_NAME]: name } },
@@ -61,7 +69,8 @@ export class LocalImages {
 
   async #read(): Promise<ImageIndex> {
     try {
-      return JSON.parse(await readFile(join(this.#root, "index.json"), "utf8")) as ImageIndex;
+      // Synchronous: one small file, read on every image lookup; inline it beats four thread-pool trips.
+      return JSON.parse(readFileSync(join(this.#root, "index.json"), "utf8")) as ImageIndex;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return { schemaVersion: 2, manifests: [] };
       throw error;
@@ -82,6 +91,13 @@ export class LocalImages {
       await rm(lock, { force: true });
     }
   }
+}
+
+/** JSON with object keys sorted, so equal descriptors compare equal whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
 }
 
 /** Takes an exclusive lock file; a lock older than 30 s is taken to be left by a dead process. */

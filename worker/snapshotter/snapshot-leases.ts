@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ownerAlive, ownerTag } from "../process-owner.js";
@@ -19,6 +19,8 @@ export class SnapshotLeases {
   readonly #dir: string;
   readonly #file: string;
   readonly #leased = new Set<SnapshotId>();
+  /** The lease file, open for appending from the first lease until `releaseAll`: one write per lease. */
+  #fd: number | undefined;
 
   constructor(storeRoot: string) {
     this.#dir = leaseDir(storeRoot);
@@ -28,13 +30,22 @@ export class SnapshotLeases {
   /** Leases `id` to this process until it exits (synchronously, so the lease precedes any use). */
   add(id: SnapshotId): void {
     if (this.#leased.has(id)) return;
-    mkdirSync(this.#dir, { recursive: true });
-    appendFileSync(this.#file, `${id}\n`);
+    if (this.#fd === undefined) {
+      mkdirSync(this.#dir, { recursive: true });
+      this.#fd = openSync(this.#file, "a");
+    }
+    // One O_APPEND write of one whole line; nobody else writes this process's file, and only a
+    // dead owner's file is removed by others (and `releaseAll` closes before removing).
+    writeSync(this.#fd, `${id}\n`);
     this.#leased.add(id);
   }
 
   /** Ends every lease of this process: only when none of its builds is running. */
   releaseAll(): void {
+    if (this.#fd !== undefined) {
+      closeSync(this.#fd);
+      this.#fd = undefined;
+    }
     rmSync(this.#file, { force: true });
     this.#leased.clear();
   }

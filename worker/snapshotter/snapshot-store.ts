@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { digestHex, type Digest } from "../../solver/llb/index.js";
@@ -69,7 +69,9 @@ export class SnapshotStore {
     if (!ID_PATTERN.test(id)) return undefined;
     let text: string;
     try {
-      text = await readFile(this.metaPath(id), "utf8");
+      // Synchronous: a record is a few hundred bytes, and a cached build checks one per step;
+      // inline it costs less than the four thread-pool trips of an asynchronous readFile.
+      text = readFileSync(this.metaPath(id), "utf8");
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -136,7 +138,7 @@ export class SnapshotStore {
   async findChain(chainId: Digest): Promise<SnapshotId | undefined> {
     let id: string;
     try {
-      id = (await readFile(this.chainPath(chainId), "utf8")).trim();
+      id = readFileSync(this.chainPath(chainId), "utf8").trim();
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
