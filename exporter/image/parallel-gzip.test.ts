@@ -73,3 +73,55 @@ describe("ParallelGzip", () => {
     expect(stdout.equals(input)).toBe(true);
   });
 });
+
+describe("ParallelGzip on incompressible data", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "kiln-pgzip-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("stores incompressible blocks verbatim, costing only 5 bytes per 64 KiB", async () => {
+    const input = randomBytes(3 * BLOCK + 1000);
+    const out = await compress(input, 64 * 1024);
+    expect(out.byteLength).toBeLessThan(input.byteLength * 1.001);
+    // Stored blocks hold the input as it is: a slice from the middle of a block is found in the output.
+    expect(out.indexOf(input.subarray(BLOCK + 100, BLOCK + 60_000))).toBeGreaterThan(0);
+    expect(gunzipSync(out).equals(input)).toBe(true);
+  });
+
+  it("compresses the compressible blocks and stores the random ones of mixed data, deterministically", async () => {
+    const text = compressible(2 * BLOCK);
+    const random = randomBytes(2 * BLOCK);
+    const input = Buffer.concat([text, random, text.subarray(0, BLOCK)]);
+    const out = await compress(input, 100_000);
+    expect(out.byteLength).toBeLessThan(random.byteLength + 3 * BLOCK * 0.6);
+    expect(out.indexOf(random.subarray(BLOCK, BLOCK + 60_000))).toBeGreaterThan(0);
+    expect((await compress(input, 7777)).equals(out)).toBe(true);
+    expect((await compress(input, input.byteLength)).equals(out)).toBe(true);
+    const file = join(dir, "mixed.gz");
+    await writeFile(file, out);
+    const { stdout } = await execFileAsync("gunzip", ["-c", file], { encoding: "buffer", maxBuffer: 64 << 20 });
+    expect(stdout.equals(input)).toBe(true);
+  });
+
+  it("ends a stream whose last block is stored with a final stored block the system gunzip accepts", async () => {
+    for (const size of [BLOCK, BLOCK + 70_000, 40_000]) {
+      const input = randomBytes(size);
+      const file = join(dir, `tail-${size}.gz`);
+      await writeFile(file, await compress(input, 64 * 1024));
+      await execFileAsync("gzip", ["-t", file]);
+      const { stdout } = await execFileAsync("gunzip", ["-c", file], { encoding: "buffer", maxBuffer: 64 << 20 });
+      expect(stdout.equals(input)).toBe(true);
+    }
+  });
+
+  it("keeps level 0 stored everywhere, through zlib", async () => {
+    const input = compressible(BLOCK + 10);
+    const out = await compress(input, 64 * 1024, 0);
+    expect(out.byteLength).toBeGreaterThan(input.byteLength);
+    expect(gunzipSync(out).equals(input)).toBe(true);
+  });
+});

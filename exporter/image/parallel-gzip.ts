@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
-import { constants, crc32, deflateRaw, type ZlibOptions } from "node:zlib";
+import { constants, crc32, type ZlibOptions } from "node:zlib";
+import { deflateRawAsync, encodeBlock } from "./adaptive-block.js";
 
 /** Input bytes per independently compressed block (pigz uses 128 KiB; larger blocks cost less per call). */
 const BLOCK_SIZE = 512 * 1024;
@@ -22,6 +23,12 @@ export interface ParallelGzipOptions {
  * length trailer). Block boundaries depend only on byte offsets, never on how the input was
  * chunked, so the same bytes always give the same output: layer digests stay reproducible.
  * Output order is input order; at most `concurrency` blocks are in flight (backpressure).
+ *
+ * Adaptive (levels 1-9): a block that a level-1 probe of a sample, or the real deflate, cannot
+ * shrink below 98% is written as stored deflate blocks instead (adaptive-block.ts), so an
+ * incompressible layer costs about a copy plus the CRC. The choice depends only on the block's
+ * bytes, so output stays deterministic; blocks that compress give the same bytes as plain deflate.
+ * Level 0 is zlib's stored output throughout.
  */
 export class ParallelGzip extends Transform {
   readonly #level: number;
@@ -31,8 +38,8 @@ export class ParallelGzip extends Transform {
   #pendingBytes = 0;
   /** The last DICTIONARY_SIZE bytes of the previous block (empty before the first). */
   #dictionary: Buffer = Buffer.alloc(0);
-  /** Blocks compressing, oldest first; each resolves to its deflate output. */
-  #inFlight: Promise<Buffer>[] = [];
+  /** Blocks compressing, oldest first; each resolves to its deflate output, in parts. */
+  #inFlight: Promise<readonly Buffer[]>[] = [];
   #crc = 0;
   #length = 0;
 
@@ -79,7 +86,7 @@ export class ParallelGzip extends Transform {
     }
   }
 
-  #compress(block: Buffer, final: boolean): Promise<Buffer> {
+  #compress(block: Buffer, final: boolean): Promise<readonly Buffer[]> {
     const options: ZlibOptions = {
       level: this.#level,
       // One output buffer per block: a single thread-pool job instead of one per 16 KiB of output.
@@ -90,9 +97,8 @@ export class ParallelGzip extends Transform {
     // The next block's dictionary is this block's tail (copied: `block` may view a larger buffer).
     const tail = block.subarray(Math.max(0, block.byteLength - DICTIONARY_SIZE));
     this.#dictionary = Buffer.concat([this.#dictionary, tail]).subarray(-DICTIONARY_SIZE);
-    const job = new Promise<Buffer>((resolve, reject) => {
-      deflateRaw(block, options, (error, result) => (error === null ? resolve(result) : reject(error)));
-    });
+    const deflate = (): Promise<Buffer> => deflateRawAsync(block, options);
+    const job = this.#level === 0 ? deflate().then((output) => [output]) : encodeBlock(block, final, deflate);
     // Rejections are observed when the block is emitted; avoid an unhandled rejection before then.
     job.catch(() => {});
     return job;
@@ -100,7 +106,7 @@ export class ParallelGzip extends Transform {
 
   async #emitOldest(): Promise<void> {
     const oldest = this.#inFlight.shift();
-    if (oldest !== undefined) this.push(await oldest);
+    if (oldest !== undefined) for (const part of await oldest) this.push(part);
   }
 
   async #emitAll(): Promise<void> {

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
@@ -100,5 +101,26 @@ describe("kiln build --push", () => {
     expect(manifestPuts).toEqual([`/v2/pushed/bydigest/manifests/${digest}`]);
     const inspected = JSON.parse(await skopeo("inspect", "--no-tags", "--tls-verify=false", `docker://${registry}/pushed/bydigest@${digest}`)) as { Digest: string };
     expect(inspected.Digest).toBe(digest);
+  });
+
+  test("a layer of incompressible bytes is pushed as stored gzip that skopeo copies and umoci unpacks byte for byte", async () => {
+    const random = randomBytes(3 << 20);
+    const text = "kiln stores what deflate cannot shrink\n".repeat(50_000);
+    const context = await scratch.context("incompressible", {
+      Dockerfile: `FROM ${proxy.host}/busybox:latest\nCOPY random.bin text.txt /data/\n`,
+      "text.txt": text,
+    });
+    await writeFile(join(context, "random.bin"), random);
+    const run = await runKiln(scratch.root, ["build", "--progress", "plain", "-t", `${proxy.host}/pushed/random:v1`, "--push", context]);
+    expect(run.code, run.stderr).toBe(0);
+    const manifest = JSON.parse(await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${registry}/pushed/random:v1`)) as RawManifest;
+    // Random bytes stored (5 bytes per 64 KiB on top), the text deflated to a small fraction.
+    expect(manifest.layers.at(-1)!.size).toBeLessThan(random.byteLength * 1.001 + text.length * 0.1);
+    const layout = join(scratch.dir, "random-copy");
+    await skopeo("copy", "--quiet", "--src-tls-verify=false", `docker://${registry}/pushed/random:v1`, `oci:${layout}:v1`);
+    const bundle = join(scratch.dir, "random-bundle");
+    await execFileAsync("umoci", ["unpack", "--rootless", "--image", `${layout}:v1`, bundle]);
+    expect((await readFile(join(bundle, "rootfs", "data", "random.bin"))).equals(random)).toBe(true);
+    expect(await readFile(join(bundle, "rootfs", "data", "text.txt"), "utf8")).toBe(text);
   });
 });
