@@ -38,17 +38,21 @@ export function syntaxChecks(dockerfile: Dockerfile): BuildWarning[] {
   // ConsistentInstructionCasing: each keyword in one case, and in the case most keywords use.
   let lower = 0;
   let upper = 0;
+  const isLower: boolean[] = [];
+  const isUpper: boolean[] = [];
   for (const { keyword } of keywords) {
-    if (!selfConsistent(keyword)) continue;
-    if (keyword === keyword.toLowerCase()) lower++;
-    else upper++;
+    const l = keyword === keyword.toLowerCase();
+    const u = keyword === keyword.toUpperCase();
+    isLower.push(l);
+    isUpper.push(u);
+    if (l) lower++;
+    else if (u) upper++;
   }
   const majorityLower = lower > upper;
-  for (const { keyword, range } of keywords) {
-    const expected = majorityLower ? "lowercase" : "uppercase";
-    const wrong = majorityLower ? keyword !== keyword.toLowerCase() : keyword !== keyword.toUpperCase();
-    if (wrong) out.push(finding("ConsistentInstructionCasing", `Command '${keyword}' should match the case of the command majority (${expected})`, range));
-  }
+  const expected = majorityLower ? "lowercase" : "uppercase";
+  keywords.forEach(({ keyword, range }, i) => {
+    if (majorityLower ? !isLower[i] : !isUpper[i]) out.push(finding("ConsistentInstructionCasing", `Command '${keyword}' should match the case of the command majority (${expected})`, range));
+  });
 
   const names = new Set<string>();
   for (const stage of dockerfile.stages) {
@@ -99,12 +103,13 @@ function stageChecks(instructions: readonly Instruction[]): BuildWarning[] {
       }
       workdirSet = true;
     }
-    out.push(...secretChecks(instruction));
+    if (instruction.kind === "arg" || instruction.kind === "env") out.push(...secretChecks(instruction));
   }
   return out;
 }
 
 function secretChecks(instruction: Instruction): BuildWarning[] {
+  if (instruction.kind !== "arg" && instruction.kind !== "env") return [];
   const keys = instruction.kind === "arg" ? instruction.args.map((a) => a.key) : instruction.kind === "env" ? instruction.pairs.map((p) => p.key) : [];
   const name = instruction.kind.toUpperCase();
   return keys

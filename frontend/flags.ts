@@ -10,12 +10,16 @@ export interface ParsedFlags {
   readonly bools: ReadonlyMap<string, boolean>;
 }
 
+/** The result for an instruction without flags (shared: the maps are read-only). */
+const NO_FLAGS: ParsedFlags = { strings: new Map(), lists: new Map(), bools: new Map() };
+
 /**
  * Parses `--name=value` words against `spec` as BuildKit's BFlags does: unknown flags, repeated
  * single flags, a string flag without a value and a bool flag with a value other than true/false
  * are errors (FrontendError without a range: the caller adds the instruction's).
  */
 export function parseFlags(keyword: string, words: readonly string[], spec: FlagSpec): ParsedFlags {
+  if (words.length === 0) return NO_FLAGS;
   const strings = new Map<string, string>();
   const lists = new Map<string, string[]>();
   const bools = new Map<string, boolean>();

@@ -1,4 +1,5 @@
 import { KilnError } from "../solver/llb/index.js";
+import { isSpaceChar, isSpaceCode } from "./whitespace.js";
 
 /** A shell-word syntax error (unterminated quote, bad substitution, `${V:?msg}` on an unset V). */
 export class ShellWordsError extends KilnError {
@@ -36,6 +37,8 @@ export interface ExpandedWord {
 }
 
 const EOF = "";
+/** The names of a literal word's expansion: none (shared, and read-only like every ExpandedWord set). */
+const NO_NAMES: ReadonlySet<string> = new Set();
 
 /**
  * BuildKit's shell lexer (frontend/dockerfile/shell/lex.go) with the same rules: `$V`, `${V}`,
@@ -45,6 +48,8 @@ const EOF = "";
  */
 export class ShellWords {
   readonly #options: Required<ShellWordsOptions>;
+  /** Matches a character the lexer acts on: `$`, `<`, the escape token and (unless skipped) quotes. */
+  readonly #special: RegExp;
 
   constructor(options: ShellWordsOptions = {}) {
     this.#options = {
@@ -54,30 +59,68 @@ export class ShellWords {
       skipProcessQuotes: options.skipProcessQuotes ?? false,
       skipUnsetEnv: options.skipUnsetEnv ?? false,
     };
+    const escape = this.#options.escapeToken.replace(/[\\\]^-]/gu, "\\$&");
+    this.#special = new RegExp(`[$<${escape}${this.#options.skipProcessQuotes ? "" : `'"`}]`, "u");
   }
 
   /** Expands `word` as one word (whitespace is kept). Throws ShellWordsError. */
   expandWord(word: string, env: ShellEnv): ExpandedWord {
-    const scan = new WordScanner(word, env, this.#options);
+    if (this.#isLiteral(word)) return { value: word, matched: NO_NAMES, unmatched: NO_NAMES };
+    const scan = new WordScanner(word, env, this.#options, false);
     const { value } = scan.processStopOn(EOF, this.#options.rawEscapes);
     return { value, matched: scan.matched, unmatched: scan.unmatched };
   }
 
   /** Expands `word` and splits the result into words on unquoted, unescaped whitespace. Throws ShellWordsError. */
   splitWords(word: string, env: ShellEnv): string[] {
-    const scan = new WordScanner(word, env, this.#options);
+    if (this.#isLiteral(word)) return splitOnSpace(word);
+    const scan = new WordScanner(word, env, this.#options, true);
     return scan.processStopOn(EOF, this.#options.rawEscapes).words;
+  }
+
+  /**
+   * Whether the lexer would copy `word` through unchanged: no `$`, no `<`, no escape token and no
+   * quote it processes. Most words are literal, and scanning them character by character is costly.
+   */
+  #isLiteral(word: string): boolean {
+    return !this.#special.test(word);
   }
 }
 
-const isSpace = (ch: string): boolean => /^\s$/u.test(ch);
+/** The non-empty runs of non-whitespace in a literal word (what WordCollector makes of it). */
+function splitOnSpace(word: string): string[] {
+  const words: string[] = [];
+  let start = -1;
+  for (let i = 0; i < word.length; i++) {
+    if (isSpaceCode(word.charCodeAt(i))) {
+      if (start !== -1) words.push(word.slice(start, i));
+      start = -1;
+    } else if (start === -1) start = i;
+  }
+  if (start !== -1) words.push(word.slice(start));
+  return words;
+}
 
+const isSpace = isSpaceChar;
+
+/** `[A-Za-z0-9_]`: the common case of a name character, checked without a regular expression. */
+function isAsciiNameChar(ch: string): boolean {
+  const c = ch.charCodeAt(0);
+  return ch.length === 1 && ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f);
+}
+// No `u` flag: it must match each half of a surrogate pair, not only lone surrogates.
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** Splits the expansion into words as it is built; a disabled collector (expandWord) does nothing. */
 class WordCollector {
   readonly words: string[] = [];
   #buf = "";
   #inWord = false;
 
+  constructor(readonly enabled: boolean) {}
+
   addChar(ch: string): void {
+    if (!this.enabled) return;
     if (isSpace(ch)) {
       if (this.#inWord && this.#buf.length > 0) {
         this.words.push(this.#buf);
@@ -90,11 +133,13 @@ class WordCollector {
   }
 
   addRaw(text: string): void {
+    if (!this.enabled) return;
     this.#buf += text;
     this.#inWord = true;
   }
 
   addString(text: string): void {
+    if (!this.enabled) return;
     for (const ch of text) this.addChar(ch);
   }
 
@@ -110,7 +155,8 @@ class WordCollector {
 class WordScanner {
   readonly matched = new Set<string>();
   readonly unmatched = new Set<string>();
-  readonly #chars: string[];
+  /** The code points of `source` (the string itself when it has no surrogate pairs). */
+  readonly #chars: string | string[];
   #pos = 0;
   #rawEscapes: boolean;
 
@@ -118,8 +164,10 @@ class WordScanner {
     readonly source: string,
     readonly env: ShellEnv,
     readonly options: Required<ShellWordsOptions>,
+    /** Whether processStopOn also splits the result into words (splitWords needs them, expandWord not). */
+    readonly collectWords: boolean,
   ) {
-    this.#chars = Array.from(source);
+    this.#chars = SURROGATE.test(source) ? Array.from(source) : source;
     this.#rawEscapes = options.rawEscapes;
   }
 
@@ -142,7 +190,7 @@ class WordScanner {
     this.#rawEscapes = rawEscapes;
     try {
       let result = "";
-      const words = new WordCollector();
+      const words = new WordCollector(this.collectWords);
       const escape = this.options.escapeToken;
       while (this.peek() !== EOF) {
         const ch = this.peek();
@@ -238,7 +286,7 @@ class WordScanner {
         return name;
       }
       if (name === "" && "@*#?-$!0".includes(ch)) return this.next();
-      if (!/^[\p{L}\p{Nd}_]$/u.test(ch)) break;
+      if (!isAsciiNameChar(ch) && !/^[\p{L}\p{Nd}_]$/u.test(ch)) break;
       name += this.next();
     }
     return name;

@@ -28,11 +28,17 @@ export function createSourceFile(name: string, text: string): SourceFile {
   if (starts.length > 1 && starts[starts.length - 1] === text.length) starts.pop();
   const lineCount = text.length === 0 ? 0 : starts.length;
   const info: SourceInfo = { name, data: text, language: "Dockerfile" };
-  const lineText = (line: number): string => {
+  /** The end offset of 1-based `line` without its line break and one carriage return before it (-1 when out of range). */
+  const lineEnd = (line: number): number => {
     const start = starts[line - 1];
-    if (start === undefined || line < 1) return "";
+    if (start === undefined || line < 1) return -1;
     const next = starts[line];
-    return text.slice(start, next === undefined ? text.length : next - 1).replace(/\r$/, "");
+    const end = next === undefined ? text.length : next - 1;
+    return end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end;
+  };
+  const lineText = (line: number): string => {
+    const end = lineEnd(line);
+    return end === -1 ? "" : text.slice(starts[line - 1], end);
   };
   return {
     name,
@@ -55,7 +61,8 @@ export function createSourceFile(name: string, text: string): SourceFile {
       return Math.min(text.length, start + Math.max(0, position.character));
     },
     lineRange(startLine: number, endLine = startLine): SourceRange {
-      return { start: { line: startLine, character: 0 }, end: { line: endLine, character: lineText(endLine).length } };
+      const end = lineEnd(endLine);
+      return { start: { line: startLine, character: 0 }, end: { line: endLine, character: end === -1 ? 0 : end - (starts[endLine - 1] as number) } };
     },
     toSourceInfo: () => info,
   };

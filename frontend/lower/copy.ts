@@ -150,5 +150,5 @@ export function lowerCopy(ctx: LowerContext, state: StageState, instruction: Cop
   } else {
     tree = file(instruction.link && chmod === undefined ? null : state.tree, actions, state.platform, options);
   }
-  return withHistory({ ...step.state, tree }, history, false);
+  return withHistory(step.state, history, false, { tree });
 }

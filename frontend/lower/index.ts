@@ -20,7 +20,7 @@ import { baseImagePlatformMismatch, invalidDefaultArgsInFrom, undefinedArgsInFro
 import { lowerMetadata } from "./metadata.js";
 import type { BuildWarning, LoweredBuild, LowerOptions } from "./options.js";
 import { lowerRun } from "./run.js";
-import { envEntryKey, imageConfig, nextStepName, vertexOptions, type StageState } from "./stage-state.js";
+import { envEntryKey, imageConfig, nextStepName, updateState, vertexOptions, type StageState } from "./stage-state.js";
 import { VersionedList, VersionedTable } from "./versioned-log.js";
 import { lowerWorkdir } from "./workdir.js";
 
@@ -180,7 +180,7 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
       case "stage": {
         const base = finals.get(resolved.base.index) as StageState;
         const { OnBuild: _, ...config } = base.config;
-        state = { ...base, displayName, config, cmdSet: false, step: 0, totalSteps: counted };
+        state = updateState(base, { displayName, config, cmdSet: false, step: 0, totalSteps: counted });
         break;
       }
       case "image": {
@@ -199,7 +199,7 @@ export async function lowerDockerfile(dockerfile: Dockerfile, options: LowerOpti
         state = initialState(displayName, null, platform, config, image.spec.history ?? [], total);
         const step = nextStepName(state, `FROM ${image.ref}`);
         const tree = source(`docker-image://${image.ref}`, {}, platform, vertexOptions(step.name, stage.from.original, { source: ctx.info, range: stage.from.range, stage: ctx.stage }));
-        state = { ...step.state, tree };
+        state = updateState(step.state, { tree });
         break;
       }
     }

@@ -3,7 +3,7 @@ import { FrontendError } from "../errors.js";
 import type { Instruction } from "../instructions/types.js";
 import type { LowerContext } from "./context.js";
 import { commandArgs } from "./run.js";
-import { envMap, setConfigEnv, setEnv, withHistory, type StageState } from "./stage-state.js";
+import { envMap, setEnv, updateState, withHistory, type StageState } from "./stage-state.js";
 import { VersionedTable } from "./versioned-log.js";
 import { expandChecked } from "./undefined-var.js";
 
@@ -53,7 +53,8 @@ export function lowerMetadata(ctx: LowerContext, state: StageState, instruction:
   const expand = (word: string, s: StageState = state): string => expandChecked(ctx, s, word, instruction.range);
   switch (instruction.kind) {
     case "env": {
-      let next = state;
+      let env = state.env;
+      let configEnv = state.configEnv;
       const parts: string[] = [];
       for (const pair of instruction.pairs) {
         if (pair.legacy) warnLegacy(ctx, instruction.keyword, instruction.range);
@@ -61,9 +62,10 @@ export function lowerMetadata(ctx: LowerContext, state: StageState, instruction:
         const key = expand(pair.key);
         const value = expand(pair.value);
         parts.push(`${key}=${value}`);
-        next = setConfigEnv(setEnv(next, key, value), key, value);
+        env = env.set(key, value);
+        configEnv = configEnv.set(key, `${key}=${value}`);
       }
-      return withHistory(next, `ENV ${parts.join(" ")}`, true);
+      return withHistory(state, `ENV ${parts.join(" ")}`, true, { env, configEnv });
     }
     case "label": {
       let labels = state.labels ?? VersionedTable.of<string>();
@@ -75,7 +77,7 @@ export function lowerMetadata(ctx: LowerContext, state: StageState, instruction:
         labels = labels.set(key, value);
         parts.push(`${key}=${value}`);
       }
-      return withHistory({ ...state, labels }, `LABEL ${parts.join(" ")}`, true);
+      return withHistory(state, `LABEL ${parts.join(" ")}`, true, { labels });
     }
     case "arg": {
       let next = state;
@@ -86,7 +88,7 @@ export function lowerMetadata(ctx: LowerContext, state: StageState, instruction:
         else if (arg.value !== undefined) value = expand(arg.value, next);
         else value = ctx.globalScope.get(arg.key);
         if (value !== undefined) next = setEnv(next, arg.key, value);
-        next = { ...next, buildArgs: next.buildArgs.append(value === undefined ? { key: arg.key } : { key: arg.key, value }) };
+        next = updateState(next, { buildArgs: next.buildArgs.append(value === undefined ? { key: arg.key } : { key: arg.key, value }) });
         parts.push(value === undefined ? arg.key : `${arg.key}=${value}`);
       }
       return withHistory(next, `ARG ${parts.join(" ")}`, true);
@@ -94,25 +96,26 @@ export function lowerMetadata(ctx: LowerContext, state: StageState, instruction:
     case "cmd": {
       const args = commandArgs(state, instruction.args, instruction.prependShell);
       if (instruction.prependShell) warnJsonArgs(ctx, "CMD", instruction.range);
-      return withHistory({ ...state, cmdSet: true, config: { ...state.config, Cmd: args, ArgsEscaped: true } }, `CMD ${goQuoted(args)}`, true);
+      return withHistory(state, `CMD ${goQuoted(args)}`, true, { cmdSet: true, config: { ...state.config, Cmd: args, ArgsEscaped: true } });
     }
     case "entrypoint": {
       const args = commandArgs(state, instruction.args, instruction.prependShell);
       if (instruction.prependShell) warnJsonArgs(ctx, "ENTRYPOINT", instruction.range);
       const { Cmd, ...rest } = state.config;
       const config = state.cmdSet && Cmd !== undefined ? { ...rest, Cmd, Entrypoint: args } : { ...rest, Entrypoint: args };
-      return withHistory({ ...state, config }, `ENTRYPOINT ${goQuoted(args)}`, true);
+      return withHistory(state, `ENTRYPOINT ${goQuoted(args)}`, true, { config });
     }
     case "user": {
       const user = expand(instruction.user);
-      return withHistory({ ...state, user, config: { ...state.config, User: user } }, `USER ${user}`, true);
+      return withHistory(state, `USER ${user}`, true, { user, config: { ...state.config, User: user } });
     }
     case "expose": {
       let ports = state.exposedPorts ?? VersionedTable.of<Record<string, never>>();
       // BuildKit's dispatchExpose splits each expanded word (an empty one vanishes) and reports no UndefinedVar.
-      const expanded = instruction.ports.flatMap((p) => ctx.shell.splitWords(p, envMap(state)));
+      const expanded: string[] = [];
+      for (const p of instruction.ports) expanded.push(...ctx.shell.splitWords(p, envMap(state)));
       for (const spec of expanded) for (const port of exposedPorts(ctx, spec, instruction.range)) ports = ports.set(port, {});
-      return withHistory({ ...state, exposedPorts: ports }, `EXPOSE ${expanded.join(" ")}`, true);
+      return withHistory(state, `EXPOSE ${expanded.join(" ")}`, true, { exposedPorts: ports });
     }
     case "volume": {
       let volumes = state.volumes ?? VersionedTable.of<Record<string, never>>();
@@ -121,15 +124,15 @@ export function lowerMetadata(ctx: LowerContext, state: StageState, instruction:
         if (v === "") throw new FrontendError("KILN_PARSE_ARGUMENTS", "Cannot use an empty VOLUME path");
         volumes = volumes.set(v, {});
       }
-      return withHistory({ ...state, volumes }, `VOLUME ${goList(list)}`, true);
+      return withHistory(state, `VOLUME ${goList(list)}`, true, { volumes });
     }
     case "stopsignal": {
       const signal = expand(instruction.signal);
       if (!validSignal(signal)) throw new FrontendError("KILN_STOPSIGNAL_INVALID", `Cannot use stop signal "${signal}": it is not a signal name or number`);
-      return withHistory({ ...state, config: { ...state.config, StopSignal: signal } }, `STOPSIGNAL ${signal}`, true);
+      return withHistory(state, `STOPSIGNAL ${signal}`, true, { config: { ...state.config, StopSignal: signal } });
     }
     case "shell":
-      return withHistory({ ...state, config: { ...state.config, Shell: instruction.shell } }, `SHELL ${goList(instruction.shell)}`, true);
+      return withHistory(state, `SHELL ${goList(instruction.shell)}`, true, { config: { ...state.config, Shell: instruction.shell } });
     case "healthcheck": {
       const health: HealthConfig = {
         Test: instruction.test,
@@ -140,10 +143,10 @@ export function lowerMetadata(ctx: LowerContext, state: StageState, instruction:
         ...(instruction.retries === undefined ? {} : { Retries: instruction.retries }),
       };
       const text = `{Test:${goList(instruction.test)} Interval:${goDuration(instruction.interval)} Timeout:${goDuration(instruction.timeout)} StartPeriod:${goDuration(instruction.startPeriod)} StartInterval:${goDuration(instruction.startInterval)} Retries:${instruction.retries ?? 0}}`;
-      return withHistory({ ...state, config: { ...state.config, Healthcheck: health } }, `HEALTHCHECK ${text}`, true);
+      return withHistory(state, `HEALTHCHECK ${text}`, true, { config: { ...state.config, Healthcheck: health } });
     }
     case "onbuild":
-      return { ...state, config: { ...state.config, OnBuild: [...(state.config.OnBuild ?? []), instruction.expression] } };
+      return updateState(state, { config: { ...state.config, OnBuild: [...(state.config.OnBuild ?? []), instruction.expression] } });
     case "maintainer":
       ctx.warn({ rule: "MaintainerDeprecated", message: "Maintainer instruction is deprecated in favor of using label", ranges: [instruction.range], url: "https://docs.docker.com/go/dockerfile/rule/maintainer-deprecated/" });
       return withHistory(state, `MAINTAINER ${instruction.maintainer}`, true);

@@ -73,7 +73,7 @@ export function lowerRun(ctx: LowerContext, state: StageState, run: RunInstructi
     vertexOptions(step.name, run.original, { source: ctx.info, range: run.range, stage: ctx.stage }),
   );
   const root = outputs[0] ?? null;
-  return withHistory({ ...step.state, tree: root }, `RUN ${runCommandString(fullArgs, state)} # buildkit`, false);
+  return withHistory(step.state, `RUN ${runCommandString(fullArgs, state)} # buildkit`, false, { tree: root });
 }
 
 /** BuildKit's runCommandString: `|N K=V … ` before the args when the stage declared ARGs. */

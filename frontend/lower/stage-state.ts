@@ -40,6 +40,34 @@ export interface StageState {
   readonly totalSteps: number;
 }
 
+/**
+ * `state` with `changes` applied, as a new value. Written out field by field on purpose: an object
+ * spread of this many fields takes V8's slow path, and lowering makes a few states per instruction.
+ * Every field of StageState must be listed here (the return type keeps that checked).
+ */
+export function updateState(state: StageState, changes: Partial<StageState>, history?: VersionedList<HistoryEntry>): StageState {
+  return {
+    displayName: changes.displayName ?? state.displayName,
+    tree: "tree" in changes ? (changes.tree as Tree) : state.tree,
+    platform: changes.platform ?? state.platform,
+    env: changes.env ?? state.env,
+    config: changes.config ?? state.config,
+    configEnv: changes.configEnv ?? state.configEnv,
+    labels: "labels" in changes ? changes.labels : state.labels,
+    exposedPorts: "exposedPorts" in changes ? changes.exposedPorts : state.exposedPorts,
+    volumes: "volumes" in changes ? changes.volumes : state.volumes,
+    history: history ?? changes.history ?? state.history,
+    buildArgs: changes.buildArgs ?? state.buildArgs,
+    workdir: changes.workdir ?? state.workdir,
+    user: changes.user ?? state.user,
+    cmdSet: changes.cmdSet ?? state.cmdSet,
+    step: changes.step ?? state.step,
+    totalSteps: changes.totalSteps ?? state.totalSteps,
+  };
+}
+
+const NO_CHANGES: Partial<StageState> = {};
+
 /** BuildKit's history comment for Dockerfile steps. */
 export const HISTORY_COMMENT = "buildkit.dockerfile.v0";
 
@@ -51,12 +79,12 @@ export function envEntryKey(entry: string): string {
 
 /** The state with `key` set in the process environment: replaced in place when present, appended otherwise. */
 export function setEnv(state: StageState, key: string, value: string): StageState {
-  return { ...state, env: state.env.set(key, value) };
+  return updateState(state, { env: state.env.set(key, value) });
 }
 
 /** The state with `key` set in the image config's Env the same way. */
 export function setConfigEnv(state: StageState, key: string, value: string): StageState {
-  return { ...state, configEnv: state.configEnv.set(key, `${key}=${value}`) };
+  return updateState(state, { configEnv: state.configEnv.set(key, `${key}=${value}`) });
 }
 
 /** The env as a lookup for shell-word expansion (no copy: the versioned table answers lookups itself). */
@@ -81,16 +109,23 @@ export function imageConfig(state: StageState): ImageConfig {
   return {
     ...state.config,
     Env: [...state.configEnv.entries().values()],
-    ...(state.labels === undefined ? {} : { Labels: Object.fromEntries(state.labels.entries()) }),
+    ...(state.labels === undefined ? {} : { Labels: plainObject(state.labels) }),
     ...(state.exposedPorts === undefined ? {} : { ExposedPorts: objects(state.exposedPorts) }),
     ...(state.volumes === undefined ? {} : { Volumes: objects(state.volumes) }),
   };
 }
 
-/** Appends a history line (`emptyLayer` for config-only steps). */
-export function withHistory(state: StageState, createdBy: string, emptyLayer: boolean): StageState {
+/** A table as a plain object, in the table's order (a loop: Object.fromEntries is slower for large tables). */
+function plainObject<V>(table: VersionedTable<V>): Record<string, V> {
+  const out: Record<string, V> = {};
+  for (const [key, value] of table.entries()) out[key] = value;
+  return out;
+}
+
+/** Appends a history line (`emptyLayer` for config-only steps), applying `changes` in the same step. */
+export function withHistory(state: StageState, createdBy: string, emptyLayer: boolean, changes: Partial<StageState> = NO_CHANGES): StageState {
   const entry: HistoryEntry = emptyLayer ? { created_by: createdBy, comment: HISTORY_COMMENT, empty_layer: true } : { created_by: createdBy, comment: HISTORY_COMMENT };
-  return { ...state, history: state.history.append(entry) };
+  return updateState(state, changes, state.history.append(entry));
 }
 
 /**
@@ -102,7 +137,7 @@ export function nextStepName(state: StageState, text: string): { readonly name: 
   const step = state.step + 1;
   const width = String(state.totalSteps).length;
   const prefix = `[${state.displayName === "" ? "" : `${state.displayName} `}${String(step).padStart(width, " ")}/${state.totalSteps}] `;
-  return { name: prefix + text, state: { ...state, step } };
+  return { name: prefix + text, state: updateState(state, { step }) };
 }
 
 /** Uppercases the first word (the keyword) as BuildKit's uppercaseCmd. */
