@@ -55,15 +55,20 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
   const cached40 = row(results, "many-steps", "cached");
   const kiln40 = cached40 === undefined ? undefined : medianOf(cached40, "kiln");
   const bk40 = cached40 === undefined ? undefined : medianOf(cached40, "buildkit");
-  const node = summarize(results.reference.nodeStartMs)?.median;
+  // Node's start-up is a floor, not a distribution: its fastest sample is the cost every kiln run
+  // pays, while slow samples are the shared machine's noise (a median above kiln's whole build
+  // has been seen).
+  const node = summarize(results.reference.nodeStartMs)?.min;
   checks.push(
     kiln40 === undefined || bk40 === undefined || node === undefined
       ? { issue: "5", target: "kiln's own part of the cached 40-step rebuild (minus `node -e 0`): at most 0.5× BuildKit", status: "not measured", detail: missing(cached40) }
+      : kiln40 <= node
+      ? { issue: "5", target: "kiln's own part of the cached 40-step rebuild (minus `node -e 0`): at most 0.5× BuildKit", status: "not measured", detail: `noise: \`node -e 0\` (${formatSeconds(node)} at best) took as long as the whole build (${formatSeconds(kiln40)})` }
       : {
         issue: "5",
         target: "kiln's own part of the cached 40-step rebuild (minus `node -e 0`): at most 0.5× BuildKit",
         status: (kiln40 - node) / bk40 <= 0.5 ? "met" : "not met",
-        detail: `(${formatSeconds(kiln40)} − ${formatSeconds(node)}) / ${formatSeconds(bk40)} = ${((kiln40 - node) / bk40).toFixed(2)}×`,
+        detail: `(${formatSeconds(kiln40)} − ${formatSeconds(node)}, the fastest \`node -e 0\`) / ${formatSeconds(bk40)} = ${((kiln40 - node) / bk40).toFixed(2)}×`,
       },
   );
   const sleep = row(results, "parallel-sleep", "cold");
