@@ -87,11 +87,6 @@ export async function restoreCacheMounts(
   return restored;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
+function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
 }

@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { chown, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { AptProxy } from "../../bench/src/apt-proxy.js";
 import { debianBaseTar, startMirror } from "../harness/debian-base.js";
+import { accounts, runCommand as run } from "../harness/host-accounts.js";
 import { mountsUnder, REPO, runKiln } from "../harness/kiln.js";
 
 const execFileAsync = promisify(execFile);
@@ -24,28 +25,6 @@ function dockerfile(port: number): string {
     'RUN python3 -c "print(42)" && test "$(stat -c %U /var/cache/apt/archives/partial)" = _apt',
     "",
   ].join("\n");
-}
-
-/** Runs a command, resolving with its exit code and output. */
-function run(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-/** useradd/userdel, retried while another test holds the lock on /etc/passwd. */
-async function accounts(command: "useradd" | "userdel", args: readonly string[]) {
-  for (let attempt = 0; ; attempt++) {
-    const result = await run(command, args);
-    if (result.code === 0 || !/lock/i.test(result.stderr) || attempt >= 20) return result;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }
 
 describe("a Debian base built with debootstrap", () => {

@@ -1,39 +1,15 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { accounts, runCommand as run } from "../harness/host-accounts.js";
 import { REPO } from "../harness/kiln.js";
 import { skopeoInspect, unpackOciArchive } from "../harness/oci-tools.js";
 
 const execFileAsync = promisify(execFile);
 const registry = inject("registry");
-
-/** Runs a command, resolving with its exit code and output (never rejecting on a non-zero exit). */
-function run(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-/**
- * useradd/userdel, retried while another test holds the lock on /etc/passwd (the snapshotter's
- * user-namespace test adds and removes its own user at the same time).
- */
-async function accounts(command: "useradd" | "userdel", args: readonly string[]) {
-  for (let attempt = 0; ; attempt++) {
-    const result = await run(command, args);
-    if (result.code === 0 || !/lock/i.test(result.stderr) || attempt >= 20) return result;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 /** `bin/kiln ARGS` as `user` (runuser), with that user's HOME and no KILN_* variables of ours. */
 function kilnAs(user: string, home: string, args: readonly string[]) {

@@ -1,6 +1,7 @@
 import type { BigIntStats } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { parseRecordLines } from "./record-lines.js";
 
 /** Looks up the content hash (hex sha256) of a regular file by its path and current lstat. */
 export interface ContentHashes {
@@ -36,17 +37,8 @@ export class ContentIndex implements ContentHashes {
     } catch {
       return ContentIndex.empty;
     }
-    const lines = text.split("\n");
-    if (lines[0] !== FORMAT) return ContentIndex.empty;
-    const entries = new Map<string, string>();
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i] as string;
-      const first = line.indexOf(" ");
-      const second = first < 0 ? -1 : line.indexOf(" ", first + 1);
-      if (second < 0) continue;
-      entries.set(line.slice(second + 1), line.slice(0, second));
-    }
-    return new ContentIndex(entries);
+    const entries = parseRecordLines(text, FORMAT);
+    return entries.size === 0 ? ContentIndex.empty : new ContentIndex(entries);
   }
 
   get size(): number {

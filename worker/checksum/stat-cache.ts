@@ -1,6 +1,7 @@
 import type { BigIntStats } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { parseRecordLines } from "./record-lines.js";
 
 /**
  * Remembers the content hash of files by path and stat (device, inode, size, mtime and ctime to
@@ -28,7 +29,7 @@ export class StatCache {
   static async open(file: string, options: { racyMs?: number } = {}): Promise<StatCache> {
     const cache = new StatCache(file, options.racyMs ?? RACY_MS);
     try {
-      cache.#entries = parseLines(await readFile(file, "utf8"));
+      cache.#entries = parseRecordLines(await readFile(file, "utf8"), FORMAT);
     } catch {
       // Starts empty.
     }
@@ -81,20 +82,6 @@ export const RACY_MS = 2000;
 
 /** The first line of a stat cache file; another first line (an older format) reads as empty. */
 const FORMAT = "kiln-stat-cache 1";
-
-function parseLines(text: string): Map<string, string> {
-  const entries = new Map<string, string>();
-  const lines = text.split("\n");
-  if (lines[0] !== FORMAT) return entries;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] as string;
-    const first = line.indexOf(" ");
-    const second = first < 0 ? -1 : line.indexOf(" ", first + 1);
-    if (second < 0) continue;
-    entries.set(line.slice(second + 1), line.slice(0, second));
-  }
-  return entries;
-}
 
 function statKey(stat: BigIntStats): string {
   return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
