@@ -8,7 +8,7 @@ import { ExportError } from "../errors.js";
 import { resolveCompression } from "./compressor.js";
 import { buildImageSpec, serializeImageSpec } from "./config.js";
 import { imageTime } from "./epoch.js";
-import { clampHistory, normalizeHistory } from "./history.js";
+import { clampHistory, imageCreated, normalizeHistory } from "./history.js";
 import { exportLayers } from "./layers.js";
 import type { LayerVariants } from "./layer-variants.js";
 import { buildManifest, imageMediaTypes, serializeManifest } from "./manifest.js";
@@ -68,7 +68,8 @@ export interface BuiltImage {
  * Turns layers and image metadata into an image in the content store: layer blobs (reused or
  * compressed, empty ones dropped), the config (history normalised against the layers), and the
  * manifest. Nothing outside the content store is written. Reproducible: the same layers, metadata,
- * options and `epoch` give the same manifest digest (without `epoch`, `created` is the clock).
+ * options and `epoch` give the same manifest digest; without `epoch`, so do the same committed
+ * snapshots (times come from their commits, see normalizeHistory).
  */
 export async function buildImage(input: BuildImageInput): Promise<BuiltImage> {
   const compression = resolveCompression(input.compression, input.compressionLevel);
@@ -76,7 +77,7 @@ export async function buildImage(input: BuildImageInput): Promise<BuiltImage> {
     throw new ExportError("KILN_EXPORT_INVALID_OPTION", "Cannot rewrite layer timestamps: rewrite-timestamp needs SOURCE_DATE_EPOCH (an epoch) to clamp to");
   }
   const oci = input.ociMediaTypes ?? true;
-  const created = imageTime(input.epoch);
+  const now = imageTime(input.epoch);
   const sink = input.onEvent;
   const withVertex = <T>(name: string, work: (progress: VertexProgress | undefined) => Promise<T>): Promise<T> =>
     sink === undefined ? work(undefined) : reportVertex(sink, sha256(`kiln.exporter:${name}:${input.layers.map((l) => l.snapshot).join(",")}`), name, work);
@@ -95,7 +96,14 @@ export async function buildImage(input: BuildImageInput): Promise<BuiltImage> {
     }),
   );
   const kept = exported.filter((layer) => !layer.empty);
-  let history = normalizeHistory(input.image.history, exported, created);
+  const layerTimes = exported.map((layer, i) => {
+    const made = input.layers[i]?.created;
+    return { empty: layer.empty, ...(made === undefined ? {} : { created: imageTime(undefined, made) }) };
+  });
+  let history = normalizeHistory(input.image.history, layerTimes, now);
+  // Without an epoch the image is as old as its newest line: a fully cached rebuild, whose layers
+  // keep their times, writes the same config and keeps its digest (BuildKit's behaviour).
+  const created = input.epoch === undefined ? imageCreated(history, now) : now;
   if (input.epoch !== undefined) history = clampHistory(history, created);
 
   return withVertex("exporting manifest and config", async () => {

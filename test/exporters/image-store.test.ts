@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { createScratch, runKiln, type Scratch } from "../harness/kiln.js";
-import { unpackOciArchive } from "../harness/oci-tools.js";
+import { skopeoInspect, unpackOciArchive } from "../harness/oci-tools.js";
 import { startRecordingProxy, type RecordingProxy } from "../harness/recording-proxy.js";
 import { readFile } from "node:fs/promises";
 
@@ -42,6 +42,31 @@ describe("the local image store through bin/kiln", () => {
     const again = await runKiln(scratch.root, ["rmi", name]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("no such image in the local store");
+  });
+
+  test("a fully cached rebuild writes the same config and keeps the image digest; --no-cache does not", async () => {
+    const context = await scratch.context("same-digest", {
+      Dockerfile: `FROM ${registry}/busybox:latest\nRUN echo one > /one.txt\nENV STEP=two\nCOPY two.txt /\nLABEL last=yes\n`,
+      "two.txt": "two\n",
+    });
+    const build = async (...flags: string[]): Promise<{ digest: string; config: { created: string; history: { created: string; created_by: string }[] } }> => {
+      const out = join(scratch.dir, "same-digest.tar");
+      const run = await runKiln(scratch.root, ["build", "--progress", "plain", ...flags, "-t", "same/digest:v1", "--output", `type=oci,dest=${out}`, context]);
+      expect(run.code, run.stderr).toBe(0);
+      const digest = /image digest: (sha256:[0-9a-f]{64})/.exec(`${run.stdout}${run.stderr}`)?.[1];
+      expect(digest).toBeDefined();
+      const config = (await skopeoInspect(`oci-archive:${out}`, { config: true })) as { created: string; history: { created: string; created_by: string }[] };
+      return { digest: digest!, config };
+    };
+    const first = await build();
+    const cached = await build();
+    expect(cached.digest).toBe(first.digest);
+    expect(cached.config).toEqual(first.config);
+    // The config is as old as its newest line, and each line has its layer's (or neighbour's) time.
+    expect(first.config.created).toBe(first.config.history.at(-1)!.created);
+    const rebuilt = await build("--no-cache");
+    expect(rebuilt.digest).not.toBe(first.digest);
+    expect(Date.parse(rebuilt.config.created)).toBeGreaterThan(Date.parse(first.config.created));
   });
 
   test("kiln load reads a docker archive and an OCI archive into another state root, and builds FROM them", async () => {

@@ -91,5 +91,7 @@ export interface Snapshotter {
 export interface LayerSource {
   readonly snapshot: SnapshotId;
   readonly blob: LayerBlob | undefined;
+  /** When the snapshot was committed (ms since the epoch): the time its history line gets. */
+  readonly created?: number;
   openTar(signal?: AbortSignal): Readable;
 }
