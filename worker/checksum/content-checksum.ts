@@ -3,7 +3,7 @@ import { createReadStream } from "node:fs";
 import { readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { sha256, type Digest } from "../../solver/llb/index.js";
-import { selectEntries, type SelectedEntry, type Selection } from "./selection.js";
+import { visitEntries, type SelectedEntry, type Selection } from "./selection.js";
 import type { ContentHashes } from "./content-index.js";
 import type { StatCache } from "./stat-cache.js";
 
@@ -28,30 +28,36 @@ export interface ChecksumOptions {
  * touched but unchanged file keeps the checksum. Deterministic across machines and runs.
  */
 export async function contentChecksum(root: string, options: ChecksumOptions = {}): Promise<Digest> {
-  const entries = await selectEntries(root, options.selection ?? {}, options.signal);
   const hash = createHash("sha256");
-  for (const entry of entries) {
-    options.signal?.throwIfAborted();
-    const record = await entryRecord(root, entry, options);
-    options.onEntry?.(entry.path, record);
-    hash.update(record);
-    hash.update("\n");
-  }
+  const add = (path: string, record: string): void => {
+    options.onEntry?.(path, record);
+    hash.update(`${record}\n`);
+  };
+  await visitEntries(root, options.selection ?? {}, (entry) => {
+    // A file whose hash is remembered (the common case of a rebuild) is recorded synchronously:
+    // no promise per entry.
+    const known = entry.stat.isFile() ? (options.cache?.get(entry.path, entry.stat) ?? options.known?.get(entry.path, entry.stat)) : undefined;
+    if (known !== undefined) return add(entry.path, `${recordHead(entry, options)} ${entry.stat.size} ${known}`);
+    return entryRecord(root, entry, options).then((record) => add(entry.path, record));
+  }, options.signal);
   return `sha256:${hash.digest("hex")}` as Digest;
+}
+
+/** The record of an entry: its path, type, permission bits and owner, then what its type adds. */
+function recordHead(entry: SelectedEntry, options: ChecksumOptions): string {
+  const { stat, path } = entry;
+  const uid = options.owner?.uid ?? Number(stat.uid);
+  const gid = options.owner?.gid ?? Number(stat.gid);
+  return `${JSON.stringify(path)} ${typeOf(entry)} ${(stat.mode & 0o7777n).toString(8)} ${uid}:${gid}`;
 }
 
 async function entryRecord(root: string, entry: SelectedEntry, options: ChecksumOptions): Promise<string> {
   const { stat, path } = entry;
-  const uid = options.owner?.uid ?? Number(stat.uid);
-  const gid = options.owner?.gid ?? Number(stat.gid);
-  const mode = (stat.mode & 0o7777n).toString(8);
-  const head = `${JSON.stringify(path)} ${typeOf(entry)} ${mode} ${uid}:${gid}`;
+  const head = recordHead(entry, options);
   if (stat.isFile()) {
-    let content = options.cache?.get(path, stat) ?? options.known?.get(path, stat);
-    if (content === undefined) {
-      content = await hashFile(join(root, path), options.signal);
-      options.cache?.set(path, stat, content);
-    }
+    options.signal?.throwIfAborted();
+    const content = await hashFile(join(root, path), options.signal);
+    options.cache?.set(path, stat, content);
     return `${head} ${stat.size} ${content}`;
   }
   if (stat.isSymbolicLink()) return `${head} ${JSON.stringify(await readlink(join(root, path)))}`;

@@ -19,6 +19,8 @@ export class StatCache {
   #entries = new Map<string, string>();
   readonly #next = new Map<string, string>();
   readonly #racyMs: number;
+  /** A `get` missed or a `set` wrote something else than was loaded. */
+  #dirty = false;
 
   private constructor(file: string, racyMs: number) {
     this.#file = file;
@@ -40,24 +42,33 @@ export class StatCache {
   get(path: string, stat: BigIntStats): string | undefined {
     const entry = this.#entries.get(path);
     if (entry === undefined) return undefined;
-    const space = entry.indexOf(" ");
-    if (space < 0 || entry.slice(0, space) !== statKey(stat)) return undefined;
+    // `<stat key> <hash>`: compared in place, without slicing the key out (a rebuild of a large
+    // context makes one call per file).
+    const key = statKey(stat);
+    if (!entry.startsWith(key) || entry.charCodeAt(key.length) !== SPACE) {
+      this.#dirty = true;
+      return undefined;
+    }
     this.#next.set(path, entry);
-    return entry.slice(space + 1);
+    return entry.slice(key.length + 1);
   }
 
   /** Records `hash` for `path` as it is now. */
   set(path: string, stat: BigIntStats, hash: string): void {
     if (path.includes("\n")) return;
     if (Date.now() - Number(stat.mtimeMs) < this.#racyMs || Date.now() - Number(stat.ctimeMs) < this.#racyMs) return;
-    this.#next.set(path, `${statKey(stat)} ${hash}`);
+    const entry = `${statKey(stat)} ${hash}`;
+    if (this.#entries.get(path) !== entry) this.#dirty = true;
+    this.#next.set(path, entry);
   }
 
-  /** Whether `save()` would write anything: this walk's entries differ from the loaded ones. */
+  /**
+   * Whether `save()` would write anything: this walk's entries differ from the loaded ones. Every
+   * entry of `next` came from a hit of `get` (the loaded entry itself) or from `set` (which marks
+   * a difference), so equal sizes and no mark mean equal maps.
+   */
   get changed(): boolean {
-    if (this.#next.size !== this.#entries.size) return true;
-    for (const [path, entry] of this.#next) if (this.#entries.get(path) !== entry) return true;
-    return false;
+    return this.#dirty || this.#next.size !== this.#entries.size;
   }
 
   /** Writes what this walk saw (entries of paths that are gone are dropped), unless nothing changed. */
@@ -74,8 +85,11 @@ export class StatCache {
       await rm(temp, { force: true });
     }
     this.#entries = new Map(this.#next);
+    this.#dirty = false;
   }
 }
+
+const SPACE = 0x20;
 
 /** Files changed this recently are hashed but not remembered. */
 export const RACY_MS = 2000;

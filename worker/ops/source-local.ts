@@ -70,19 +70,19 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
     async cacheMap(context: OpContext): Promise<CacheMap> {
       const dir = directory();
       const cache = deps.stateDir === undefined ? undefined : await StatCache.open(join(deps.stateDir, "checksums", statCacheName(dir)));
-      // Per-path digests for `--explain-cache` (solver/cache-explain.ts), up to EXPLAIN_PATH_LIMIT paths.
-      let paths: Record<string, string> | undefined = {};
+      // Per-path digests for `--explain-cache` (solver/cache-explain.ts), up to EXPLAIN_PATH_LIMIT
+      // paths: the records are kept as they come and turned into the map only for a context
+      // within the limit, so a cached rebuild of a larger one pays almost nothing for them.
+      const records: [string, string][] = [];
       let pathCount = 0;
       const onEntry = (path: string, record: string): void => {
-        pathCount++;
-        if (paths !== undefined && pathCount > EXPLAIN_PATH_LIMIT) paths = undefined;
-        // The record after its quoted path (type, mode, owner, size, content hash or link target):
-        // a slice, not a hash, so a cached rebuild of a large context pays nothing measurable.
-        if (paths !== undefined) paths[path] = record.slice(JSON.stringify(path).length + 1);
+        if (++pathCount <= EXPLAIN_PATH_LIMIT) records.push([path, record]);
       };
       const digest = await contentChecksum(dir, { selection, owner: { uid: 0, gid: 0 }, signal: context.signal, onEntry, ...(cache === undefined ? {} : { cache }) });
       await cache?.save();
       hashes = cache;
+      // The record after its quoted path: type, mode, owner, size, content hash or link target.
+      const paths = pathCount > EXPLAIN_PATH_LIMIT ? undefined : Object.fromEntries(records.map(([path, record]) => [path, record.slice(JSON.stringify(path).length + 1)]));
       return { digest, deps: [], explain: { pathCount, ...(paths === undefined ? {} : { paths }) } };
     },
 
