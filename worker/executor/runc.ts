@@ -1,5 +1,6 @@
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { join } from "node:path";
@@ -66,7 +67,8 @@ export function createRuncExecutor(options: RuncExecutorOptions): Executor {
         writeFileSync(join(bundle, "config.json"), JSON.stringify(spec));
         return await runContainer({ binary, runcRoot, globalArgs, bundle, id, args: process.args, runOptions });
       } finally {
-        rmSync(bundle, { recursive: true, force: true });
+        // On the thread pool (awaited: no bundle outlives its run), not blocking other steps.
+        await rm(bundle, { recursive: true, force: true });
         stubs.clean();
       }
     },

@@ -1,5 +1,4 @@
-import { rmSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { SnapshotStore } from "./snapshot-store.js";
 import { createStoreSnapshotter } from "./store-snapshotter.js";
 import type { Snapshotter } from "./types.js";
@@ -40,9 +39,10 @@ export async function createOverlaySnapshotter(root: string, options: OverlaySna
       return { kind: "overlay", lowerdirs: dirs, userxattr, readonly: true };
     },
     seal(id) {
-      // A workdir holds one or two empty directories: a synchronous removal is cheaper than a trip through the thread pool.
-      rmSync(store.workDir(id), { recursive: true, force: true });
-      return Promise.resolve();
+      // On the thread pool: the workdir holds only empty directories, but right after the unmount
+      // their removal takes milliseconds here (volatile's incompat/ entry), which a synchronous
+      // call took from every other step of the build.
+      return rm(store.workDir(id), { recursive: true, force: true });
     },
   });
 }
