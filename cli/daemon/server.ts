@@ -3,6 +3,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { basename, dirname, join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { KilnError } from "../../solver/llb/index.js";
+import { EntitlementError, parseEntitlement, type Entitlement } from "../../worker/ops/entitlements.js";
 import type { Engine } from "../api.js";
 import { renderError } from "../render/error.js";
 import { runHostedCommand } from "./command-host.js";
@@ -26,6 +27,12 @@ export interface ServeOptions {
   readonly log?: (line: string) => void;
   /** How many context copies (sync keys) the daemon keeps for incremental uploads; default 16. */
   readonly maxSyncDirs?: number;
+  /**
+   * The entitlements a client may ask for with `--allow` (`kiln serve --allow-insecure-entitlement`,
+   * BuildKit's buildkitd flag); default none: a build asking for another is refused before its
+   * context is sent.
+   */
+  readonly allowedEntitlements?: readonly Entitlement[];
 }
 
 type FrameStream = AsyncGenerator<Frame>;
@@ -53,7 +60,7 @@ export async function serve(engine: Engine, addr: string, options: ServeOptions 
     const controller = new AbortController();
     running.add(controller);
     idleGc.cancel();
-    void handle({ engine, syncDirs, log }, socket, controller).finally(() => {
+    void handle({ engine, syncDirs, log, allowedEntitlements: options.allowedEntitlements ?? [] }, socket, controller).finally(() => {
       running.delete(controller);
       if (running.size === 0) idleGc.schedule();
     });
@@ -84,6 +91,7 @@ interface Host {
   readonly engine: Engine;
   readonly syncDirs: SyncDirs;
   readonly log: (line: string) => void;
+  readonly allowedEntitlements: readonly Entitlement[];
 }
 
 async function handle(host: Host, socket: Socket, controller: AbortController): Promise<void> {
@@ -102,6 +110,11 @@ async function handle(host: Host, socket: Socket, controller: AbortController): 
     else if (message?.type === "command") await handleCommand(host, frames, message, controller.signal, send);
     else throw new KilnError("KILN_DAEMON_PROTOCOL", `Cannot start with a ${message === undefined ? "data frame" : `"${message.type}" message`}: expected "build" or "command"`);
   } catch (error) {
+    // What the client still sends (a refused build's context) is read and dropped: a socket with
+    // unread data never closes, and the daemon's close would wait for it forever.
+    void (async () => {
+      for await (const _ of frames);
+    })().catch(() => {});
     await send({ type: "error", code: codeOf(error), message: error instanceof Error ? error.message : String(error), rendered: renderError(error) });
   } finally {
     socket.end();
@@ -109,6 +122,7 @@ async function handle(host: Host, socket: Socket, controller: AbortController): 
 }
 
 async function handleBuild(host: Host, socket: Socket, frames: FrameStream, request: BuildMessage, signal: AbortSignal, send: (m: Message) => Promise<void>): Promise<void> {
+  checkDaemonEntitlements(request.options.allow ?? [], host.allowedEntitlements);
   const lease = await host.syncDirs.acquire(String(request.sync?.key));
   const sync = await ContextSync.open(lease.dir);
   try {
@@ -176,6 +190,19 @@ async function receiveContext(sync: ContextSync, frames: FrameStream, send: (m: 
         return await sync.finish();
       default:
         throw new KilnError("KILN_DAEMON_PROTOCOL", `Cannot accept a "${message.type}" message while syncing the context`);
+    }
+  }
+}
+
+/**
+ * As buildkitd: a client's `--allow` is honoured only for entitlements the daemon was started
+ * with, since whoever reaches the socket would otherwise get a privileged RUN by asking.
+ */
+function checkDaemonEntitlements(requested: readonly string[], allowed: readonly Entitlement[]): void {
+  for (const name of requested) {
+    const entitlement = parseEntitlement(name);
+    if (!allowed.includes(entitlement)) {
+      throw new EntitlementError(`Cannot grant entitlement "${entitlement}": the kiln daemon does not allow it (start it with "kiln serve --allow-insecure-entitlement ${entitlement}")`);
     }
   }
 }

@@ -12,10 +12,10 @@ export interface DaemonProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `bin/kiln --root ROOT serve --addr unix://SOCKET` and resolves once it listens. */
-export async function startDaemon(root: string, socket: string): Promise<DaemonProcess> {
+/** Starts `bin/kiln --root ROOT serve --addr unix://SOCKET [FLAGS]` and resolves once it listens. */
+export async function startDaemon(root: string, socket: string, flags: readonly string[] = []): Promise<DaemonProcess> {
   const addr = `unix://${socket}`;
-  const child = spawn(process.execPath, [join(REPO, "bin/kiln"), "--root", root, "serve", "--addr", addr], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [join(REPO, "bin/kiln"), "--root", root, "serve", "--addr", addr, ...flags], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr!.setEncoding("utf8").on("data", (c: string) => (log += c));
   const waitForLog = async (pattern: RegExp): Promise<void> => {

@@ -3,6 +3,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { createScratch, REPO, runKiln, type Scratch } from "../harness/kiln.js";
+import { startDaemon } from "./daemon-process.js";
 
 const registry = inject("registry");
 
@@ -86,6 +87,29 @@ describe("kiln serve and its clients", () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(">>> RUN echo nope && exit 4");
     expect(run.stderr).toMatch(/exit code: 4/);
+  });
+
+  test("a build asking for an entitlement the daemon was not started with is refused; one started with it grants it", async () => {
+    const context = await scratch.context("entitled", { Dockerfile: `FROM ${registry}/busybox:latest\nRUN --security=insecure echo privileged-$((40+2))\n` });
+    const refused = await runKiln(scratch.root, ["--addr", addr, "build", "--progress", "plain", "--allow", "security.insecure", context]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('Cannot grant entitlement "security.insecure": the kiln daemon does not allow it (start it with "kiln serve --allow-insecure-entitlement security.insecure")');
+
+    const permissive = await startDaemon(join(scratch.dir, "entitled-root"), join(scratch.dir, "run-entitled/kiln.sock"), ["--allow-insecure-entitlement", "security.insecure"]);
+    try {
+      const granted = await runKiln(scratch.root, ["--addr", permissive.addr, "build", "--progress", "plain", "--allow", "security.insecure", context]);
+      expect(granted.code, granted.stderr).toBe(0);
+      expect(granted.stderr).toContain("privileged-42");
+      // The daemon's own switch does not grant anything by itself: the build must still ask.
+      const unasked = await runKiln(scratch.root, ["--addr", permissive.addr, "build", "--progress", "plain", "--no-cache", context]);
+      expect(unasked.code).toBe(1);
+      expect(unasked.stderr).toContain("security.insecure");
+    } finally {
+      await permissive.stop();
+    }
+    const bad = await runKiln(scratch.root, ["serve", "--addr", `unix://${join(scratch.dir, "run-bad/kiln.sock")}`, "--allow-insecure-entitlement", "root.everything"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('Cannot allow "root.everything": it is not an entitlement');
   });
 
   test("a client that disconnects has its build cancelled: its container is stopped", async () => {
