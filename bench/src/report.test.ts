@@ -53,6 +53,20 @@ describe("targets", () => {
     expect(check).toMatchObject({ status: "not met", detail: "kiln/BuildKit 1.50×" });
   });
 
+  test("the parallel-sleep target compares three stages with kiln's own one-stage build", () => {
+    const sleepRow = (workload: string, kiln: number[]): RowResult => ({
+      workload,
+      title: workload,
+      scenario: "cold",
+      cells: { kiln: { samples: kiln, peakRssKiB: [] }, buildkit: { samples: [3500], peakRssKiB: [] } },
+    });
+    const target = (rows: RowResult[]) => checkTargets(results(rows)).find((c) => c.target.startsWith("three parallel sleep-3"));
+    expect(target([sleepRow("one-sleep", [3400]), sleepRow("parallel-sleep", [3550])])).toMatchObject({ status: "met" });
+    expect(target([sleepRow("one-sleep", [3400]), sleepRow("parallel-sleep", [3600])])?.detail).toContain("1.06×");
+    expect(target([sleepRow("one-sleep", [3400]), sleepRow("parallel-sleep", [3600])])?.status).toBe("not met");
+    expect(target([sleepRow("parallel-sleep", [3600])])?.status).toBe("not measured");
+  });
+
   test("a target whose row kiln cannot run is not measured and says why", () => {
     const check = checkTargets(results([push])).find((c) => c.issue === "6" && c.target.startsWith("build + push"));
     expect(check?.status).toBe("not measured");

@@ -197,8 +197,9 @@ async function main(): Promise<void> {
       const warm: Warmth = new Set();
       for (const scenario of workload.scenarios) {
         if (options.quick && workload.fullOnly?.includes(scenario) === true) continue;
-        log(`${workload.id}/${scenario}: ${options.reps} repetition(s) on ${builders.map((b) => b.id).join(", ")}`);
-        rows.push(await runRow(workload, scenario, builders, context, options, aptUrl === undefined ? {} : { aptUrl }, warm));
+        const rowBuilders = workload.builders === undefined ? builders : builders.filter((b) => workload.builders?.includes(b.id) === true);
+        log(`${workload.id}/${scenario}: ${options.reps} repetition(s) on ${rowBuilders.map((b) => b.id).join(", ")}`);
+        rows.push(await runRow(workload, scenario, rowBuilders, context, options, aptUrl === undefined ? {} : { aptUrl }, warm));
       }
     }
 

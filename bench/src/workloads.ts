@@ -8,6 +8,8 @@
  * - `export-oci`: cached build, image written as an OCI tarball (docker: `docker save`).
  * - `push`: cold build and push to a fresh loopback registry, timed together (issue 6's measure).
  */
+import type { BuilderId } from "./builders.js";
+
 export type ScenarioKind = "cold" | "cached" | "changed" | "export-oci" | "push";
 
 export type BaseName = "busybox" | "debian";
@@ -26,9 +28,12 @@ export interface Workload {
   readonly quickBuildArgs?: Readonly<Record<string, string>>;
   /** Needs the loopback apt forwarder's URL as APT_URL. */
   readonly needsApt?: boolean;
+  /** Only these builders run it (a yardstick row); default every builder. */
+  readonly builders?: readonly BuilderId[];
 }
 
 export const WORKLOADS: readonly Workload[] = [
+  { id: "one-sleep", title: "1 stage, sleep 3 s (yardstick)", bases: ["busybox"], scenarios: ["cold"], builders: ["kiln", "buildkit"] },
   { id: "parallel-sleep", title: "3 parallel stages, sleep 3 s each", bases: ["busybox"], scenarios: ["cold"] },
   { id: "parallel-cpu", title: "3 parallel stages, ~3 s CPU each", bases: ["busybox"], scenarios: ["cold"], quickBuildArgs: { MB: "80" } },
   { id: "many-steps", title: "40 small steps", bases: ["busybox"], scenarios: ["cold", "cached"] },
