@@ -53,4 +53,5 @@ trap 'bash bench/lib/dockerd.sh stop' EXIT
 docker=(/usr/bin/docker -H "unix://$PWD/$state/docker/docker.sock")
 "${docker[@]}" image inspect busybox:latest >/dev/null 2>&1 || "${docker[@]}" import "$state/bases/busybox.tar" busybox:latest >/dev/null
 "${docker[@]}" image inspect bench-debian:bookworm >/dev/null 2>&1 || "${docker[@]}" import "$state/bases/debian.tar" bench-debian:bookworm >/dev/null
+touch "$state/setup.done"
 echo "bench setup done: bases in $state/bases, docker images busybox:latest and bench-debian:bookworm" >&2

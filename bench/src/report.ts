@@ -13,6 +13,12 @@ function escapeCell(text: string): string {
   return text.replace(/\|/g, "\\|").replace(/\s+/g, " ").slice(0, 160);
 }
 
+/** The run.sh flags that repeat this run's mode and repetitions (5 full, 1 quick by default). */
+function reproduceFlags(results: BenchResults): string {
+  const quick = results.mode === "quick";
+  return `${quick ? " --quick" : ""}${results.reps === (quick ? 1 : 5) ? "" : ` --reps ${results.reps}`}`;
+}
+
 function cellText(id: BuilderId, cell: CellResult | undefined): string {
   if (cell === undefined) return "not run";
   if (cell.note !== undefined) {
@@ -46,7 +52,7 @@ export function renderResults(results: BenchResults): string {
     "# kiln against BuildKit and buildah",
     "",
     `Run of ${results.date.slice(0, 16).replace("T", " ")} UTC, mode **${results.mode}** (${results.reps} repetition${results.reps === 1 ? "" : "s"} per row, ${results.durationS} s in all). ` +
-      "Reproduce with `bash bench/setup.sh && bash bench/run.sh" + (results.mode === "quick" ? " --quick" : "") + "` (as root, Debian 12). " +
+      `Reproduce with \`bash bench/run.sh${reproduceFlags(results)}\` (as root, Debian 12; it sets up what is missing first). ` +
       "Times are wall-clock medians with min–max over the repetitions; the builders alternate within each repetition. " +
       "`kiln/BuildKit` below 1 means kiln is faster.",
     "",
