@@ -44,8 +44,8 @@ export function renderChart(results: BenchResults): string {
 }
 
 function reason(kiln: { kind: string; reason: string } | undefined, buildkit: { kind: string; reason: string } | undefined): string {
-  if (kiln !== undefined) return kiln.kind === "unsupported" ? "kiln: not supported yet" : "kiln: failed";
-  if (buildkit !== undefined) return "BuildKit: failed";
+  if (kiln !== undefined) return kiln.kind === "unsupported" ? "kiln: not supported yet" : kiln.kind === "skipped" ? "kiln: not run" : "kiln: failed";
+  if (buildkit !== undefined) return buildkit.kind === "skipped" ? "BuildKit: not run" : "BuildKit: failed";
   return "no ratio";
 }
 

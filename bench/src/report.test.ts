@@ -41,6 +41,11 @@ describe("RESULTS.md", () => {
     expect(text).toContain("| kiln: not supported yet (Cannot push: registry push is not implemented yet) | 9.00 s | 5.00 s | – | – | – |");
   });
 
+  test("a builder the harness left out of a row says why", () => {
+    const row: RowResult = { ...cached40, cells: { ...cached40.cells, buildah: { samples: [], peakRssKiB: [], note: { kind: "skipped", reason: "took over 900 s" } } } };
+    expect(renderResults(results([row]))).toContain("| 0.40 s | not run (took over 900 s) | 1.50× | – |");
+  });
+
   test("a measured row shows medians with ranges, both ratios and kiln's peak memory", () => {
     const text = renderResults(results([cached40]));
     expect(text).toContain("| 40 small steps | fully cached | 0.60 s (0.50–0.70 s) | 0.40 s | 1.00 s | 1.50× | 0.60× | 100 MiB |");

@@ -23,6 +23,7 @@ function cellText(id: BuilderId, cell: CellResult | undefined): string {
   if (cell === undefined) return "not run";
   if (cell.note !== undefined) {
     const who = id === "kiln" ? "kiln: " : "";
+    if (cell.note.kind === "skipped") return `not run (${escapeCell(cell.note.reason)})`;
     return cell.note.kind === "unsupported" ? `${who}not supported yet (${escapeCell(cell.note.reason)})` : `failed (${escapeCell(cell.note.reason)})`;
   }
   const summary = summarize(cell.samples);

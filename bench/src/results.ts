@@ -11,7 +11,8 @@ import type { GzipThroughput } from "./gzip-throughput.js";
 export interface CellResult {
   readonly samples: readonly number[];
   readonly peakRssKiB: readonly number[];
-  readonly note?: { readonly kind: "unsupported" | "failed"; readonly reason: string };
+  /** Why there are no samples: kiln cannot do it yet, the builder failed, or the harness left it out (`skipInFull`). */
+  readonly note?: { readonly kind: "unsupported" | "failed" | "skipped"; readonly reason: string };
 }
 
 export interface RowResult {

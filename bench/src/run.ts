@@ -197,9 +197,16 @@ async function main(): Promise<void> {
       const warm: Warmth = new Set();
       for (const scenario of workload.scenarios) {
         if (options.quick && workload.fullOnly?.includes(scenario) === true) continue;
-        const rowBuilders = workload.builders === undefined ? builders : builders.filter((b) => workload.builders?.includes(b.id) === true);
+        const listed = workload.builders === undefined ? builders : builders.filter((b) => workload.builders?.includes(b.id) === true);
+        const skipped = options.quick ? {} : (workload.skipInFull ?? {});
+        const rowBuilders = listed.filter((b) => skipped[b.id] === undefined);
         log(`${workload.id}/${scenario}: ${options.reps} repetition(s) on ${rowBuilders.map((b) => b.id).join(", ")}`);
-        rows.push(await runRow(workload, scenario, rowBuilders, context, options, aptUrl === undefined ? {} : { aptUrl }, warm));
+        const measured = await runRow(workload, scenario, rowBuilders, context, options, aptUrl === undefined ? {} : { aptUrl }, warm);
+        const notRun = listed.flatMap((b) => {
+          const reason = skipped[b.id];
+          return reason === undefined ? [] : [[b.id, { samples: [], peakRssKiB: [], note: { kind: "skipped", reason } }] as const];
+        });
+        rows.push({ ...measured, cells: { ...measured.cells, ...Object.fromEntries(notRun) } });
       }
     }
 

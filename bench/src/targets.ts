@@ -19,7 +19,7 @@ function missing(r: RowResult | undefined): string {
   if (r === undefined) return "row not run";
   const notes = (["kiln", "buildkit"] as const).flatMap((id) => {
     const note = r.cells[id]?.note;
-    return note === undefined ? [] : [`${id}: ${note.kind === "unsupported" ? "not supported yet" : "failed"} (${note.reason})`];
+    return note === undefined ? [] : [`${id}: ${note.kind === "unsupported" ? "not supported yet" : note.kind === "skipped" ? "not run" : "failed"} (${note.reason})`];
   });
   return notes.join("; ") || "no samples";
 }
