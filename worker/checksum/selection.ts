@@ -50,16 +50,14 @@ export async function visitEntries(root: string, selection: Selection, visit: (e
   const pending: SelectedEntry[] = [];
   let sinceYield = 0;
 
-  const emit = async (entry: SelectedEntry): Promise<void> => {
-    if (pending.length > 0) {
-      for (const parent of pending) {
-        const done = visit(parent);
-        if (done !== undefined) await done;
-      }
-      pending.length = 0;
+  // Synchronous unless `visit` returns a promise or waiting directories go first (rare): a walk
+  // whose visitor is synchronous makes no promise per entry.
+  const emit = (entry: SelectedEntry): void | Promise<void> => (pending.length === 0 ? visit(entry) : emitAll([...pending.splice(0), entry]));
+  const emitAll = async (entries: readonly SelectedEntry[]): Promise<void> => {
+    for (const entry of entries) {
+      const done = visit(entry);
+      if (done !== undefined) await done;
     }
-    const done = visit(entry);
-    if (done !== undefined) await done;
   };
 
   const walk = async (dir: string, prefix: string, included: boolean): Promise<void> => {
@@ -78,11 +76,15 @@ export async function visitEntries(root: string, selection: Selection, visit: (e
       if (excluded && !(stat.isDirectory() && exclude?.hasExceptions === true)) continue;
       const selected = included || include === undefined || include.excludes(path);
       if (!stat.isDirectory()) {
-        if (selected && !excluded) await emit({ path, stat });
+        if (selected && !excluded) {
+          const done = emit({ path, stat });
+          if (done !== undefined) await done;
+        }
         continue;
       }
       if (selected && !excluded) {
-        await emit({ path, stat });
+        const done = emit({ path, stat });
+        if (done !== undefined) await done;
         await walk(host, path, true);
         continue;
       }
