@@ -198,19 +198,31 @@ export function setXattr(path: string, name: string, value: Uint8Array): void {
 
 /** An extended attribute of `path` itself, or undefined when it has none of that name. */
 export function getXattr(path: string, name: string): Buffer | undefined {
-  const buffer = Buffer.alloc(65536);
+  const buffer = xattrScratch();
   const size = Number(native().lgetxattr(path, name, buffer, buffer.byteLength));
   if (size < 0) {
     const errno = native().koffi.errno();
     if (errno === ENODATA) return undefined;
     throw new SyscallError("lgetxattr", errno, `"${path}" (${name})`);
   }
-  return buffer.subarray(0, size);
+  return Buffer.from(buffer.subarray(0, size));
 }
 
 /** The names of `path`'s extended attributes (not following a symlink). */
 export function listXattrs(path: string): string[] {
-  const buffer = Buffer.alloc(65536);
+  const buffer = xattrScratch();
   const size = check(native().llistxattr(path, buffer, buffer.byteLength), "llistxattr", `"${path}"`);
+  if (size === 0) return [];
   return buffer.subarray(0, size).toString("latin1").split("\0").filter((n) => n !== "");
+}
+
+/**
+ * The buffer xattr calls fill: 64 KiB, the kernel's limit for a value and for a name list. One
+ * for the process, as the calls are synchronous; a layer diff makes one call per file, and
+ * zeroing a fresh 64 KiB each time cost more than the syscall.
+ */
+let scratch: Buffer | undefined;
+function xattrScratch(): Buffer {
+  scratch ??= Buffer.allocUnsafe(65536);
+  return scratch;
 }

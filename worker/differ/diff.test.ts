@@ -119,6 +119,42 @@ describe.each<Kind>(["overlay", "native"])("diffSnapshot() on %s snapshots", (ki
     expect(await bytesOf(diffSnapshot(snapshotter, copyId))).toEqual(bytes);
   });
 
+  test("packs small files into large chunks and streams a large file between them, in tar order", async () => {
+    const snapshotter = await open(kind, await tempDir());
+    const active = await snapshotter.prepare(null);
+    const files = new Map<string, Buffer>();
+    // 600 files of 3,001 bytes (1.8 MB with headers and padding: the packing crosses blocks), a
+    // 2.5 MiB file in their middle, an empty file.
+    for (let i = 0; i < 600; i++) files.set(`small/f${String(i).padStart(3, "0")}`, Buffer.alloc(3001, i % 251));
+    files.set("small/f300-large", Buffer.alloc(2.5 * 1024 * 1024 + 7, 7));
+    files.set("small/zz-empty", Buffer.alloc(0));
+    await mkdir(join(active.upperdir, "small"));
+    for (const [name, content] of files) await writeFile(join(active.upperdir, name), content);
+    const id = await snapshotter.commit(active);
+
+    const chunks: Buffer[] = [];
+    for await (const chunk of diffSnapshot(snapshotter, id)) chunks.push(chunk as Buffer);
+    expect(chunks.every((c) => c.byteLength <= 1 << 20)).toBe(true);
+    expect(chunks.length).toBeLessThan(10);
+    const bytes = Buffer.concat(chunks);
+
+    const extract = tarStream.extract();
+    const seen: [string, Buffer][] = [];
+    const done = (async () => {
+      for await (const entry of extract) {
+        const parts: Buffer[] = [];
+        for await (const part of entry) parts.push(part as Buffer);
+        seen.push([entry.header.name, Buffer.concat(parts)]);
+      }
+    })();
+    Readable.from(chunks).pipe(extract);
+    await done;
+    expect(seen.map(([name]) => name)).toEqual(["small/", ...[...files.keys()].sort()]);
+    for (const [name, content] of seen.slice(1)) expect(content.equals(files.get(name) as Buffer), name).toBe(true);
+    // Buffer.equals: a deep toEqual of megabytes is slow.
+    expect((await bytesOf(diffSnapshot(snapshotter, id))).equals(bytes)).toBe(true);
+  });
+
   test("layerSources() lists the chain base first with blobs and fresh tars", async () => {
     const snapshotter = await open(kind, await tempDir());
     const baseId = await base(snapshotter);

@@ -32,6 +32,10 @@ const CHUNK = 1 << 20;
  * order and normalized headers (see tar-entry.ts), so the same tree always gives the same bytes.
  *
  * The snapshot's own directory comes from `view()`: the bind source, or the topmost lower.
+ *
+ * The stream's chunks are blocks of up to CHUNK bytes packing many headers and small files, not
+ * three chunks per file: every chunk crosses the exporter's hash, tap and store streams, and a
+ * layer of 20,000 small files spent most of its time in that per-chunk machinery.
  */
 export function diffSnapshot(snapshotter: Snapshotter, id: SnapshotId, options: DiffOptions = {}): Readable {
   return Readable.from(diffBytes(snapshotter, id, options.signal), { objectMode: false });
@@ -41,16 +45,28 @@ async function* diffBytes(snapshotter: Snapshotter, id: SnapshotId, signal: Abor
   const info = await snapshotter.info(id);
   if (info.kind !== "committed") throw new DiffError(`Cannot diff snapshot "${id}": it is still active, not committed`);
   const own = ownDirectory(await snapshotter.view(id));
-  const changes =
-    snapshotter.kind === "overlay"
-      ? upperChanges(own)
-      : treeChanges(own, info.parent === null ? null : ownDirectory(await snapshotter.view(info.parent)));
+  const out = new TarBlocks();
   const links = new Map<string, string>();
-  for await (const change of changes) {
-    signal?.throwIfAborted();
-    yield* changeBytes(change, links);
+  if (snapshotter.kind === "overlay") {
+    // The upperdir walk is synchronous: no promise per entry unless a file is large.
+    for (const change of upperChanges(own)) {
+      signal?.throwIfAborted();
+      const large = await writeChange(change, links, out);
+      // A large file's header goes out before its body.
+      yield* out.take(large !== undefined);
+      if (large !== undefined) yield* largeFileBytes(large, out);
+    }
+  } else {
+    for await (const change of treeChanges(own, info.parent === null ? null : ownDirectory(await snapshotter.view(info.parent)))) {
+      signal?.throwIfAborted();
+      const large = await writeChange(change, links, out);
+      // A large file's header goes out before its body.
+      yield* out.take(large !== undefined);
+      if (large !== undefined) yield* largeFileBytes(large, out);
+    }
   }
-  yield endOfArchive();
+  out.write(endOfArchive());
+  yield* out.take(true);
 }
 
 function ownDirectory(mount: SnapshotMount): string {
@@ -67,14 +83,24 @@ function ownDirectory(mount: SnapshotMount): string {
   }
 }
 
-async function* changeBytes(change: Change, links: Map<string, string>): AsyncGenerator<Buffer> {
+/** A regular file whose body is streamed on its own after its header (see largeFileBytes). */
+interface LargeFile {
+  readonly abs: string;
+  readonly size: number;
+}
+
+/**
+ * Writes `change`'s header (and a small file's body and padding) into `out`; returns the file
+ * whose body is larger than CHUNK, which the caller streams. Async only for a symlink's target.
+ */
+async function writeChange(change: Change, links: Map<string, string>, out: TarBlocks): Promise<LargeFile | undefined> {
   switch (change.kind) {
     case "whiteout":
-      yield encodeTarHeader({ name: whiteoutName(change.rel, false), type: "file", mode: 0, uid: 0, gid: 0, size: 0, mtime: change.mtime });
-      return;
+      out.write(encodeTarHeader({ name: whiteoutName(change.rel, false), type: "file", mode: 0, uid: 0, gid: 0, size: 0, mtime: change.mtime }));
+      return undefined;
     case "opaque":
-      yield encodeTarHeader({ name: whiteoutName(change.rel, true), type: "file", mode: 0, uid: 0, gid: 0, size: 0, mtime: change.mtime });
-      return;
+      out.write(encodeTarHeader({ name: whiteoutName(change.rel, true), type: "file", mode: 0, uid: 0, gid: 0, size: 0, mtime: change.mtime }));
+      return undefined;
     case "entry":
       break;
     default:
@@ -87,16 +113,17 @@ async function* changeBytes(change: Change, links: Map<string, string>): AsyncGe
       const key = `${stats.dev}:${stats.ino}`;
       const first = links.get(key);
       if (first !== undefined) {
-        yield encodeTarHeader({ ...base, type: "link", linkname: first, xattrs: [] });
-        return;
+        out.write(encodeTarHeader({ ...base, type: "link", linkname: first, xattrs: [] }));
+        return undefined;
       }
       links.set(key, rel);
     }
     const size = Number(stats.size);
-    yield encodeTarHeader({ ...base, type: "file", size });
-    yield* fileBytes(abs, size);
-    yield padding(size);
-    return;
+    out.write(encodeTarHeader({ ...base, type: "file", size }));
+    if (size > CHUNK) return { abs, size };
+    out.readFile(abs, size);
+    out.write(padding(size));
+    return undefined;
   }
   let entry: TarEntry;
   if (stats.isDirectory()) entry = { ...base, type: "directory" };
@@ -104,8 +131,9 @@ async function* changeBytes(change: Change, links: Map<string, string>): AsyncGe
   else if (stats.isCharacterDevice() || stats.isBlockDevice()) {
     entry = { ...base, type: stats.isCharacterDevice() ? "char" : "block", devmajor: major(stats.rdev), devminor: minor(stats.rdev) };
   } else if (stats.isFIFO()) entry = { ...base, type: "fifo" };
-  else return; // A socket cannot be part of a layer.
-  yield encodeTarHeader(entry);
+  else return undefined; // A socket cannot be part of a layer.
+  out.write(encodeTarHeader(entry));
+  return undefined;
 }
 
 function whiteoutName(rel: string, opaque: boolean): string {
@@ -115,44 +143,88 @@ function whiteoutName(rel: string, opaque: boolean): string {
 }
 
 /**
- * The file's bytes, exactly `size` of them: a file that changed size since its stat fails the diff.
- * A file of at most CHUNK bytes is read with synchronous calls: a layer of many small files
- * otherwise spends most of its time in thread-pool round trips (open, read, close per file).
+ * A large file's bytes, exactly `size` of them, in CHUNK reads through the thread pool (the
+ * header is already in `out`, taken by the caller); then its padding goes into `out`. A file
+ * that changed size since its stat fails the diff.
  */
-async function* fileBytes(abs: string, size: number): AsyncGenerator<Buffer> {
-  if (size <= CHUNK) {
-    if (size > 0) yield smallFileBytes(abs, size);
-    return;
-  }
+async function* largeFileBytes({ abs, size }: LargeFile, out: TarBlocks): AsyncGenerator<Buffer> {
   const handle = await open(abs, "r");
   try {
     let done = 0;
     while (done < size) {
-      const buffer = Buffer.alloc(Math.min(CHUNK, size - done));
+      const buffer = Buffer.allocUnsafe(Math.min(CHUNK, size - done));
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, done);
-      if (bytesRead === 0) throw new DiffError(`Cannot diff "${abs}": the file shrank while being read (${done} of ${size} bytes)`);
+      if (bytesRead === 0) throw shrank(abs, done, size);
       done += bytesRead;
       yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
     }
   } finally {
     await handle.close();
   }
+  out.write(padding(size));
 }
 
-function smallFileBytes(abs: string, size: number): Buffer {
-  const buffer = Buffer.allocUnsafe(size);
-  const fd = openSync(abs, "r");
-  try {
+function shrank(abs: string, done: number, size: number): DiffError {
+  return new DiffError(`Cannot diff "${abs}": the file shrank while being read (${done} of ${size} bytes)`);
+}
+
+/**
+ * The tar being made, packed into blocks of CHUNK bytes. `write` and `readFile` append (a small
+ * file is read straight into the block, with synchronous calls: a thread-pool round trip per
+ * open, read and close cost more than the calls for small files); `take` hands over the blocks
+ * that are full, or with `all` everything written. A block handed over is never written again.
+ */
+class TarBlocks {
+  #block = Buffer.allocUnsafe(CHUNK);
+  /** Where the bytes not yet handed over start in `#block`, and where they end. */
+  #start = 0;
+  #end = 0;
+  readonly #full: Buffer[] = [];
+
+  write(bytes: Buffer): void {
     let done = 0;
-    while (done < size) {
-      const bytesRead = readSync(fd, buffer, done, size - done, done);
-      if (bytesRead === 0) throw new DiffError(`Cannot diff "${abs}": the file shrank while being read (${done} of ${size} bytes)`);
-      done += bytesRead;
+    while (done < bytes.byteLength) {
+      const n = bytes.copy(this.#room(), 0, done);
+      this.#end += n;
+      done += n;
     }
-  } finally {
-    closeSync(fd);
   }
-  return buffer;
+
+  readFile(abs: string, size: number): void {
+    if (size === 0) return;
+    const fd = openSync(abs, "r");
+    try {
+      let done = 0;
+      while (done < size) {
+        const room = this.#room();
+        const bytesRead = readSync(fd, room, 0, Math.min(room.byteLength, size - done), done);
+        if (bytesRead === 0) throw shrank(abs, done, size);
+        this.#end += bytesRead;
+        done += bytesRead;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  take(all = false): Buffer[] {
+    if (all && this.#end > this.#start) {
+      this.#full.push(this.#block.subarray(this.#start, this.#end));
+      this.#start = this.#end;
+    }
+    return this.#full.splice(0);
+  }
+
+  /** The free space at the end of the current block, starting a new block when it is full. */
+  #room(): Buffer {
+    if (this.#end === CHUNK) {
+      this.#full.push(this.#block.subarray(this.#start, this.#end));
+      this.#block = Buffer.allocUnsafe(CHUNK);
+      this.#start = 0;
+      this.#end = 0;
+    }
+    return this.#block.subarray(this.#end);
+  }
 }
 
 function xattrsOf(abs: string): [string, Buffer][] {

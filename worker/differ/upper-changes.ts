@@ -10,10 +10,11 @@ const OPAQUE_XATTRS = ["trusted.overlay.opaque", "user.overlay.opaque"] as const
  * The changes recorded in an overlay upperdir, read from the upperdir alone (never the merged
  * tree): a 0:0 character device is a deletion, a directory with an overlay opaque xattr (trusted
  * or user namespace) replaced the lower one, everything else is an entry. Siblings come in byte
- * order, each directory before its contents. Synchronous readdir and lstat: a thread-pool round
- * trip per entry costs more than the syscall.
+ * order, each directory before its contents. Synchronous readdir and lstat (a thread-pool round
+ * trip per entry costs more than the syscall), and a synchronous generator: the diff takes
+ * 20,000 small files without a promise per entry.
  */
-export async function* upperChanges(upper: string, rel = ""): AsyncGenerator<Change> {
+export function* upperChanges(upper: string, rel = ""): Generator<Change> {
   const dir = rel === "" ? upper : join(upper, rel);
   for (const name of readdirSync(dir).sort(compareBytes)) {
     const path = joinRel(rel, name);
