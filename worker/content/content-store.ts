@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { digestHex, KilnError, type Digest } from "../../solver/llb/index.js";
+import { StreamHash } from "./stream-hash.js";
 
 /** A blob kiln tried to store did not have the digest or size it was promised. */
 export class ContentError extends KilnError {
@@ -107,7 +108,8 @@ export class ContentStore {
    */
   async ingest(source: Readable | AsyncIterable<Uint8Array>, options: IngestOptions = {}): Promise<StoredBlob> {
     const temp = this.tempPath();
-    const hash = createHash("sha256");
+    // A large blob is hashed on a worker thread while this one writes it (see StreamHash).
+    const hash = new StreamHash();
     let size = 0;
     const onBytes = options.onBytes;
     try {
@@ -120,7 +122,8 @@ export class ContentStore {
           let batch: Uint8Array[] = [];
           let batched = 0;
           for await (const chunk of chunks) {
-            hash.update(chunk);
+            const hashing = hash.update(chunk);
+            if (hashing !== undefined) await hashing;
             size += chunk.byteLength;
             onBytes?.(size);
             batch.push(chunk);
@@ -136,7 +139,7 @@ export class ContentStore {
         createWriteStream(temp),
         ...(options.signal === undefined ? [] : [{ signal: options.signal }]),
       );
-      const digest = `sha256:${hash.digest("hex")}` as Digest;
+      const digest = `sha256:${await hash.digest()}` as Digest;
       if (options.expected !== undefined && digest !== options.expected) {
         throw new ContentError(`Cannot store blob: expected digest "${options.expected}" but received bytes hash to "${digest}"`);
       }
@@ -146,6 +149,7 @@ export class ContentStore {
       await rename(temp, this.path(digest));
       return { digest, size };
     } finally {
+      hash.dispose();
       await rm(temp, { force: true });
     }
   }

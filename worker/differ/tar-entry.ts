@@ -43,8 +43,10 @@ export function encodeTarHeader(entry: TarEntry): Buffer {
   if (entry.gid > MAX_OCTAL_7) records.push(["gid", Buffer.from(String(entry.gid))]);
   if (entry.size > MAX_OCTAL_11) records.push(["size", Buffer.from(String(entry.size))]);
   if (entry.mtime < 0 || entry.mtime > MAX_OCTAL_11) records.push(["mtime", Buffer.from(String(entry.mtime))]);
-  const xattrs = [...(entry.xattrs ?? [])].sort(([a], [b]) => compareBytes(a, b));
-  for (const [key, value] of xattrs) records.push([`SCHILY.xattr.${key}`, value]);
+  if (entry.xattrs !== undefined && entry.xattrs.length > 0) {
+    const xattrs = [...entry.xattrs].sort(([a], [b]) => compareBytes(a, b));
+    for (const [key, value] of xattrs) records.push([`SCHILY.xattr.${key}`, value]);
+  }
 
   const header = ustarHeader({
     name: truncate(name, 100),
@@ -103,7 +105,8 @@ function ustarHeader(f: UstarFields): Buffer {
   writeOctal(block, 329, 8, f.devmajor);
   writeOctal(block, 337, 8, f.devminor);
   let sum = 0;
-  for (const byte of block) sum += byte;
+  // An indexed loop: a Buffer's iterator costs more than the rest of the header.
+  for (let i = 0; i < BLOCK; i++) sum += block[i] as number;
   block.write(`${sum.toString(8).padStart(6, "0")}\u0000 `, 148, 8, "latin1");
   return block;
 }
@@ -126,6 +129,7 @@ function fitsUstar(value: string): boolean {
 
 /** The first `bytes` UTF-8 bytes of `value`, one latin1 character per byte (for a ustar field). */
 function truncate(value: string, bytes: number): string {
+  if (value.length <= bytes && fitsUstar(value)) return value;
   return Buffer.from(value, "utf8").subarray(0, bytes).toString("latin1");
 }
 
