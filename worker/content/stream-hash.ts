@@ -47,7 +47,7 @@ export class StreamHash {
 
 /** Streams smaller than this are hashed on the calling thread. */
 export const OFFLOAD_AFTER = 16 << 20;
-const MAX_IN_FLIGHT = 64 << 20;
+const MAX_IN_FLIGHT = 16 << 20;
 
 /**
  * The worker's whole program, evaluated from this string so that bundling kiln needs no separate

@@ -1,5 +1,4 @@
 import { lstatSync, readdirSync } from "node:fs";
-import { join } from "node:path";
 import { getXattr } from "../syscalls.js";
 import { type Change, joinRel } from "./changes.js";
 import { compareBytes } from "./tar-entry.js";
@@ -15,10 +14,10 @@ const OPAQUE_XATTRS = ["trusted.overlay.opaque", "user.overlay.opaque"] as const
  * 20,000 small files without a promise per entry.
  */
 export function* upperChanges(upper: string, rel = ""): Generator<Change> {
-  const dir = rel === "" ? upper : join(upper, rel);
+  const dir = rel === "" ? upper : `${upper}/${rel}`;
   for (const name of readdirSync(dir).sort(compareBytes)) {
     const path = joinRel(rel, name);
-    const abs = join(upper, path);
+    const abs = `${upper}/${path}`;
     const stats = lstatSync(abs, { bigint: true });
     if (stats.isCharacterDevice() && stats.rdev === 0n) {
       yield { kind: "whiteout", rel: path, mtime: 0 };

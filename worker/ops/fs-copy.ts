@@ -216,7 +216,7 @@ class Copier {
     const created = included ? await makeDirectory(target, st, overwriteMetadata) : false;
     let copiedBelow = false;
     for (const name of readdirSync(src).sort()) {
-      if (await this.copy(join(src, name), rel === "" ? name : `${rel}/${name}`, join(target, name), true, included)) copiedBelow = true;
+      if (await this.copy(`${src}/${name}`, rel === "" ? name : `${rel}/${name}`, `${target}/${name}`, true, included)) copiedBelow = true;
     }
     const noIncludes = this.#include === undefined;
     const writeInfo = included ? (overwriteMetadata && noIncludes) || created : copiedBelow;

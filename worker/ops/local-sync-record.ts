@@ -41,17 +41,25 @@ export class LocalSyncRecord {
     return new LocalSyncRecord(file, racyMs, undefined, new Map());
   }
 
-  /** Whether the previous snapshot's `path` came from a context file with exactly this stat. */
-  unchanged(path: string, stat: BigIntStats): boolean {
-    return this.#previous.get(path) === statKey(stat);
+  /** Whether the previous snapshot's `path` came from a context file with exactly this stat (`key`: its statKey). */
+  unchanged(path: string, key: string): boolean {
+    return this.#previous.get(path) === key;
   }
 
-  /** Records that the new snapshot's `path` holds the context file with this stat (unless it changed too recently to trust). */
-  set(path: string, stat: BigIntStats): void {
-    const now = Date.now();
-    if (now - Number(stat.mtimeMs) < this.#racyMs || now - Number(stat.ctimeMs) < this.#racyMs) return;
-    this.#next.set(path, statKey(stat));
+  /**
+   * Records that the new snapshot's `path` holds the context file with this stat (unless it
+   * changed too recently to trust); `key` is its statKey, when the caller has it already.
+   */
+  set(path: string, stat: BigIntStats, key: string = statKey(stat)): void {
+    if (this.#now - Number(stat.mtimeMs) < this.#racyMs || this.#now - Number(stat.ctimeMs) < this.#racyMs) return;
+    this.#next.set(path, key);
   }
+
+  /**
+   * The time the racy check compares with, read once per record: a run lasts seconds at most, and
+   * an earlier "now" only makes more files count as too recent.
+   */
+  readonly #now = Date.now();
 
   /** Writes the record of the new snapshot `snapshot`. */
   async save(snapshot: SnapshotId): Promise<void> {

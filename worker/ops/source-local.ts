@@ -103,16 +103,19 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
         for (const { path, stat } of entries) {
           if (++done % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
           context.signal.throwIfAborted();
-          const from = join(dir, path);
-          const to = join(target, path);
+          // Concatenated, not joined: `path` is clean and relative, and path.join's normalising
+          // showed in profiles of a 20,000-file context.
+          const from = `${dir}/${path}`;
+          const to = `${target}/${path}`;
           const mode = Number(stat.mode & 0o7777n);
           if (stat.isDirectory()) {
             mkdirSync(to);
             chmodSync(to, mode);
             directories.push({ path: to, atimeNs: stat.atimeNs, mtimeNs: stat.mtimeNs });
           } else if (stat.isFile()) {
-            if (previous !== undefined && record?.unchanged(path, stat) === true && linked(join(previous, path), to)) {
-              record.set(path, stat);
+            const key = record === undefined ? "" : statKey(stat);
+            if (previous !== undefined && record?.unchanged(path, key) === true && linked(`${previous}/${path}`, to)) {
+              record.set(path, stat, key);
               // The same inode as the previous snapshot's file: its index entry holds.
               const carried = previousIndex.entry(path);
               if (carried !== undefined) index?.addEntry(path, carried);
@@ -122,8 +125,8 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
             copyFileSync(from, to, fsConstants.COPYFILE_FICLONE);
             chmodSync(to, mode);
             // Remembered only if the file did not change while it was copied.
-            const held = statKey(lstatSync(from, { bigint: true })) === statKey(stat);
-            if (held) record?.set(path, stat);
+            const held = statKey(lstatSync(from, { bigint: true })) === (key || statKey(stat));
+            if (held) record?.set(path, stat, key);
             lchownSync(to, 0, 0);
             lutimesNs(to, stat.atimeNs, stat.mtimeNs);
             await indexCopy(index, path, to, held ? hashes?.get(path, stat) : undefined, true);
