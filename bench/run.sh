@@ -11,7 +11,7 @@ if [ "${1:-}" != "--render" ]; then
   if [ ! -f bench/.state/setup.done ] || ! command -v dockerd buildah debootstrap /usr/bin/time >/dev/null 2>&1 \
     || [ ! -f bench/.state/bases/busybox.tar ] || [ ! -f bench/.state/bases/debian.tar ]; then
     bash bench/setup.sh
-  elif [ ! -f dist/bundle/main.js ] || [ -n "$(find frontend solver worker exporter cli -name '*.ts*' -newer dist/bundle/main.js -print -quit)" ]; then
+  elif [ ! -f dist/bundle/main.cjs ] || [ -n "$(find frontend solver worker exporter cli -name '*.ts*' -newer dist/bundle/main.cjs -print -quit)" ]; then
     echo "kiln's sources are newer than its build: npm run build" >&2
     npm run build --silent
   fi

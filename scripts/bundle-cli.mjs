@@ -6,9 +6,15 @@
 // build. A bundle is a handful of files. dist/ keeps the per-file output too: the package's
 // exports map (the API) points there.
 //
-// Kept out of the bundle, loaded from node_modules when used: koffi (a native addon) and ink and
-// react (the tty progress view only: a dynamic import away from everything else).
-// Dynamic imports stay split, so `kiln --version` loads only the main chunk.
+// The bundle is CommonJS (main.cjs and its chunks) so that bin/kiln can compile it with V8's code
+// cache (vm.Script cachedData; Node 20 has no compile cache for ES modules): compiling the bundle
+// was about 100 ms of every invocation, the cache makes it a few.
+//
+// Kept out of the main bundle: koffi (a native addon, loaded from node_modules when used) and
+// the tty progress view with ink and react. ink has top-level await, which require() cannot
+// load, so the view is a separate ES module bundle (progress-tty.mjs) that the CommonJS code
+// reaches with import(); ink and react come from node_modules. Dynamic imports stay split, so
+// `kiln --version` loads only the main chunk.
 import { rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,18 +22,28 @@ import { build } from "rolldown";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 const out = join(repo, "dist", "bundle");
+const ui = [/^ink(\/|$)/, /^react(\/|$)/, /^react-dom(\/|$)/];
+const ttyView = /progress-tty\.js$/;
 await rm(out, { recursive: true, force: true });
 await build({
   input: join(repo, "dist", "cli", "main.js"),
   platform: "node",
-  external: [/^koffi(\/|$)/, /^ink(\/|$)/, /^react(\/|$)/, /^react-dom(\/|$)/],
+  external: [/^koffi(\/|$)/, ...ui, ttyView],
   logLevel: "warn",
   output: {
     dir: out,
-    format: "esm",
-    // dist/bundle/ sits at the depth of dist/cli/, so main.js's `../../package.json` still resolves.
-    entryFileNames: "[name].js",
-    chunkFileNames: "[name]-[hash].js",
+    format: "cjs",
+    // dist/bundle/ sits at the depth of dist/cli/, so main's `../../package.json` still resolves.
+    entryFileNames: "[name].cjs",
+    chunkFileNames: "[name]-[hash].cjs",
+    paths: (id) => (ttyView.test(id) ? "./progress-tty.mjs" : id),
     sourcemap: false,
   },
+});
+await build({
+  input: { "progress-tty": join(repo, "dist", "cli", "ui", "progress-tty.js") },
+  platform: "node",
+  external: ui,
+  logLevel: "warn",
+  output: { dir: out, format: "esm", entryFileNames: "[name].mjs", chunkFileNames: "tty-[name]-[hash].mjs", sourcemap: false },
 });
