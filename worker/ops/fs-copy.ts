@@ -182,8 +182,10 @@ class Copier {
     }
     if (st.isDirectory()) return this.#copyDirectory(src, rel, target, st, overwriteMetadata, inside);
     if (!inside) return false;
-    await this.#ensureParents(target);
-    await replaceableFileTarget(target);
+    // Both are promise-free in the common case (no include patterns, nothing in the way): a
+    // COPY of 20,000 small files otherwise waits on two settled promises per file.
+    if (this.#include !== undefined) await this.#ensureParents(target);
+    if (fileInTheWay(target)) await rm(target, { force: true });
     if (st.isFile()) {
       const key = `${st.dev}:${st.ino}`;
       const linked = st.nlink > 1n ? this.#inodes.get(key) : undefined;
@@ -277,11 +279,12 @@ function linkedSync(src: string, target: string): boolean {
   }
 }
 
-async function replaceableFileTarget(target: string): Promise<void> {
+/** Whether a non-directory is at `target` (the caller removes it); a directory there is an error. */
+function fileInTheWay(target: string): boolean {
   const existing = lstatSync(target, { throwIfNoEntry: false });
-  if (existing === undefined) return;
+  if (existing === undefined) return false;
   if (existing.isDirectory()) throw new FileActionError(`Cannot copy a file to "${target}": a directory is in the way`);
-  await rm(target, { force: true });
+  return true;
 }
 
 function copyXattrs(src: string, target: string): void {
