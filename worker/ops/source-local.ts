@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { digestHex, KilnError, sha256 } from "../../solver/llb/index.js";
 import { EXPLAIN_PATH_LIMIT, type CacheMap, type OpContext, type OpRunner, type ResultRef, type SolverVertex } from "../../solver/op.js";
 import {
-  ContentIndex, contentChecksum, contentIndexFile, ContentIndexWriter, hashFile, selectEntries, StatCache, statCacheName, type Selection,
+  ContentIndex, contentChecksum, contentIndexFile, ContentIndexWriter, hashFile, StatCache, statCacheName, visitEntries, type Selection,
 } from "../checksum/index.js";
 import type { Snapshotter } from "../snapshotter/types.js";
 import { lutimesNs } from "../syscalls.js";
@@ -88,7 +88,6 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
 
     async run(_inputs: readonly ResultRef[], context: OpContext): Promise<readonly ResultRef[]> {
       const dir = directory();
-      const entries = await selectEntries(dir, selection, context.signal);
       const record = deps.stateDir === undefined ? undefined : await LocalSyncRecord.open(join(deps.stateDir, "local-sync", `${recordName(dir, selection)}.json`), deps.racyMs === undefined ? {} : { racyMs: deps.racyMs });
       const previous = record?.snapshot === undefined ? undefined : await snapshotDirectory(deps.snapshotter, record.snapshot);
       const previousIndex = previous === undefined || deps.stateDir === undefined || record?.snapshot === undefined ? ContentIndex.empty : await ContentIndex.open(contentIndexFile(deps.stateDir, record.snapshot));
@@ -97,12 +96,10 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
       try {
         const target = active.upperdir;
         const directories: { path: string; atimeNs: bigint; mtimeNs: bigint }[] = [];
-        // Synchronous calls: the loop is sequential anyway, and a thread-pool round trip per
-        // syscall costs more than the syscall for small files; it yields every YIELD_EVERY entries.
-        let done = 0;
-        for (const { path, stat } of entries) {
-          if (++done % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-          context.signal.throwIfAborted();
+        // The walk streams (no array of 20,000 lstats for the collector to promote) and its
+        // visitor makes synchronous calls: a thread-pool round trip per syscall costs more than
+        // the syscall for small files. It returns a promise only when a file must be hashed.
+        await visitEntries(dir, selection, ({ path, stat }) => {
           // Concatenated, not joined: `path` is clean and relative, and path.join's normalising
           // showed in profiles of a 20,000-file context.
           const from = `${dir}/${path}`;
@@ -111,16 +108,22 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
           if (stat.isDirectory()) {
             mkdirSync(to);
             chmodSync(to, mode);
+            lchownSync(to, 0, 0);
             directories.push({ path: to, atimeNs: stat.atimeNs, mtimeNs: stat.mtimeNs });
-          } else if (stat.isFile()) {
+            return undefined;
+          }
+          if (stat.isFile()) {
             const key = record === undefined ? "" : statKey(stat);
             if (previous !== undefined && record?.unchanged(path, key) === true && linked(`${previous}/${path}`, to)) {
               record.set(path, stat, key);
-              // The same inode as the previous snapshot's file: its index entry holds.
+              // The same inode as the previous snapshot's file: its index entry holds, and it
+              // already has this owner, mode and times.
               const carried = previousIndex.entry(path);
-              if (carried !== undefined) index?.addEntry(path, carried);
-              else await indexCopy(index, path, to, hashes?.get(path, stat), false);
-              continue; // The linked inode already has this owner, mode and times.
+              if (carried !== undefined) {
+                index?.addEntry(path, carried);
+                return undefined;
+              }
+              return indexCopy(index, path, to, hashes?.get(path, stat), false);
             }
             copyFileSync(from, to, fsConstants.COPYFILE_FICLONE);
             chmodSync(to, mode);
@@ -129,16 +132,16 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
             if (held) record?.set(path, stat, key);
             lchownSync(to, 0, 0);
             lutimesNs(to, stat.atimeNs, stat.mtimeNs);
-            await indexCopy(index, path, to, held ? hashes?.get(path, stat) : undefined, true);
-            continue;
-          } else if (stat.isSymbolicLink()) {
-            symlinkSync(readlinkSync(from), to);
-          } else {
-            continue; // Devices, fifos and sockets are not build context.
+            return indexCopy(index, path, to, held ? hashes?.get(path, stat) : undefined, true);
           }
-          lchownSync(to, 0, 0);
-          if (!stat.isDirectory()) lutimesNs(to, stat.atimeNs, stat.mtimeNs);
-        }
+          if (stat.isSymbolicLink()) {
+            symlinkSync(readlinkSync(from), to);
+            lchownSync(to, 0, 0);
+            lutimesNs(to, stat.atimeNs, stat.mtimeNs);
+          }
+          // Devices, fifos and sockets are not build context.
+          return undefined;
+        }, context.signal);
         // Directory times last, deepest first: creating entries inside changed them.
         for (const d of directories.reverse()) lutimesNs(d.path, d.atimeNs, d.mtimeNs);
         const id = await deps.snapshotter.commit(active);
@@ -152,9 +155,6 @@ export function createLocalSourceRunner(deps: LocalSourceDeps, vertex: SolverVer
     },
   };
 }
-
-/** Entries the run copies or links between two yields to the event loop. */
-const YIELD_EVERY = 256;
 
 /** Hard-links `from` as `to`; false when that fails (the caller copies instead). */
 function linked(from: string, to: string): boolean {
