@@ -63,6 +63,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<CommandModule>>> = {
 
 /** The CLI: argv (without node and script) → exit code. 0 done, 1 failed, 2 usage error. */
 export async function main(argv: readonly string[]): Promise<number> {
+  ignoreClosedPipe();
   const args = [...argv];
   let root = defaultStateRoot();
   let debug = false;
@@ -141,6 +142,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(renderError(error, { debug }));
     return isKilnError(error) && error.code === "KILN_USAGE" ? 2 : 1;
   }
+}
+
+let pipeWatched = false;
+
+/**
+ * A reader that goes away (`kiln images | head -1`) ends kiln's output, not kiln: stdout's EPIPE
+ * is not an uncaught error. The command finishes (a build still records what it did), and what
+ * it writes after that goes nowhere.
+ */
+function ignoreClosedPipe(): void {
+  if (pipeWatched) return;
+  pipeWatched = true;
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+  });
 }
 
 function usage(message: string): number {

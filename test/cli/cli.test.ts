@@ -130,6 +130,20 @@ describe("kiln CLI", () => {
     expect(version.stdout).toBe(`kiln ${pkg.version}\n`);
   });
 
+  test("a reader that closes its end of the pipe early does not make kiln fail", async () => {
+    // `kiln --help | head -1`: the read end is closed before kiln writes.
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolvePromise, reject) => {
+      const child = spawn(join(REPO, "bin", "kiln"), ["--root", scratch.root, "build", "--help"], { stdio: ["ignore", "pipe", "pipe"] });
+      child.stdout.destroy();
+      let stderr = "";
+      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      child.on("error", reject);
+      child.on("close", (code) => resolvePromise({ code, stderr }));
+    });
+    expect(result.stderr).not.toContain("EPIPE");
+    expect(result.code).toBe(0);
+  });
+
   test("CONTEXT - reads a bare Dockerfile or a tar of the context from stdin", async () => {
     const bare = await runKiln(scratch.root, ["build", "--progress", "plain", "-"], { stdin: Buffer.from(`FROM ${registry}/busybox:latest\nRUN echo bare-dockerfile\n`) });
     expect(bare.code, bare.stderr).toBe(0);
