@@ -47,23 +47,17 @@ async function* diffBytes(snapshotter: Snapshotter, id: SnapshotId, signal: Abor
   const own = ownDirectory(await snapshotter.view(id));
   const out = new TarBlocks();
   const links = new Map<string, string>();
-  if (snapshotter.kind === "overlay") {
-    // The upperdir walk is synchronous: no promise per entry unless a file is large.
-    for (const change of upperChanges(own)) {
-      signal?.throwIfAborted();
-      const large = await writeChange(change, links, out);
-      // A large file's header goes out before its body.
-      yield* out.take(large !== undefined);
-      if (large !== undefined) yield* largeFileBytes(large, out);
-    }
-  } else {
-    for await (const change of treeChanges(own, info.parent === null ? null : ownDirectory(await snapshotter.view(info.parent)))) {
-      signal?.throwIfAborted();
-      const large = await writeChange(change, links, out);
-      // A large file's header goes out before its body.
-      yield* out.take(large !== undefined);
-      if (large !== undefined) yield* largeFileBytes(large, out);
-    }
+  // Both walks are synchronous: no promise per entry unless a file is large.
+  const changes =
+    snapshotter.kind === "overlay"
+      ? upperChanges(own)
+      : treeChanges(own, info.parent === null ? null : ownDirectory(await snapshotter.view(info.parent)));
+  for (const change of changes) {
+    signal?.throwIfAborted();
+    const large = await writeChange(change, links, out);
+    // A large file's header goes out before its body.
+    yield* out.take(large !== undefined);
+    if (large !== undefined) yield* largeFileBytes(large, out);
   }
   out.write(endOfArchive());
   yield* out.take(true);
