@@ -44,15 +44,6 @@ describe("StreamHash", () => {
     expect(await hashed([...chunks].reverse())).toBe(expected([...chunks].reverse()));
   }, 60_000);
 
-  test("hashes chunks on shared memory (the differ's blocks) as it hashes any others", async () => {
-    const chunks = Array.from({ length: 24 }, (_, i) => {
-      const shared = Buffer.from(new SharedArrayBuffer(1 << 20));
-      shared.fill(i + 1);
-      return shared.subarray(i, (1 << 20) - i);
-    });
-    expect(await hashed(chunks)).toBe(expected(chunks));
-  });
-
   test("a disposed hash stops its worker and leaves nothing running", async () => {
     const hash = new StreamHash();
     await hash.update(Buffer.alloc(OFFLOAD_AFTER + 1));

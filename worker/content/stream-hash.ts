@@ -10,8 +10,7 @@ import { Worker } from "node:worker_threads";
  * (a worker costs tens of milliseconds to start). A larger one starts the worker, which hashes
  * copies of the chunks in order; `update` returns a promise to wait on while more than
  * MAX_IN_FLIGHT bytes are still unhashed, so a slow hasher bounds the memory held. The chunks
- * given to `update` must not be changed afterwards until the stream's end (they may be held, and
- * a chunk on a SharedArrayBuffer is hashed from that memory, not from a copy).
+ * given to `update` must not be changed afterwards until the stream's end (they may be held).
  */
 export class StreamHash {
   #held: Uint8Array[] = [];
@@ -107,8 +106,7 @@ class HashWorker {
 
   send(chunk: Uint8Array): Promise<void> | undefined {
     if (this.#failure !== undefined) throw this.#failure;
-    // Posting copies the bytes, unless they are on a SharedArrayBuffer (the layer differ's
-    // blocks): then the worker reads the very memory the caller goes on to write to disk.
+    // Posting copies the bytes: the caller's buffer stays its own (it is written to disk too).
     this.#worker.postMessage(chunk);
     this.#inFlight += chunk.byteLength;
     if (this.#inFlight <= MAX_IN_FLIGHT) return undefined;

@@ -146,7 +146,7 @@ async function* largeFileBytes({ abs, size }: LargeFile, out: TarBlocks): AsyncG
   try {
     let done = 0;
     while (done < size) {
-      const buffer = sharedBlock(Math.min(CHUNK, size - done));
+      const buffer = Buffer.allocUnsafe(Math.min(CHUNK, size - done));
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, done);
       if (bytesRead === 0) throw shrank(abs, done, size);
       done += bytesRead;
@@ -156,15 +156,6 @@ async function* largeFileBytes({ abs, size }: LargeFile, out: TarBlocks): AsyncG
     await handle.close();
   }
   out.write(padding(size));
-}
-
-/**
- * A buffer on shared memory: the store hashes a large layer on a worker thread (StreamHash), and
- * a chunk on a SharedArrayBuffer reaches it without a copy (copying 330 MB took a quarter
- * second of the main thread). The stream never writes a chunk after handing it over.
- */
-function sharedBlock(size: number): Buffer {
-  return Buffer.from(new SharedArrayBuffer(size));
 }
 
 function shrank(abs: string, done: number, size: number): DiffError {
@@ -178,7 +169,7 @@ function shrank(abs: string, done: number, size: number): DiffError {
  * that are full, or with `all` everything written. A block handed over is never written again.
  */
 class TarBlocks {
-  #block = sharedBlock(CHUNK);
+  #block = Buffer.allocUnsafe(CHUNK);
   /** Where the bytes not yet handed over start in `#block`, and where they end. */
   #start = 0;
   #end = 0;
@@ -222,7 +213,7 @@ class TarBlocks {
   #room(): Buffer {
     if (this.#end === CHUNK) {
       this.#full.push(this.#block.subarray(this.#start, this.#end));
-      this.#block = sharedBlock(CHUNK);
+      this.#block = Buffer.allocUnsafe(CHUNK);
       this.#start = 0;
       this.#end = 0;
     }
