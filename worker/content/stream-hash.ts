@@ -26,6 +26,7 @@ export class StreamHash {
     let waiting: Promise<void> | undefined;
     for (const held of this.#held) waiting = this.#worker.send(held) ?? waiting;
     this.#held = [];
+    // One wait at most: every send past the limit returns the same one.
     return waiting;
   }
 
@@ -71,6 +72,8 @@ parentPort.on("message", (chunk) => {
 class HashWorker {
   readonly #worker = new Worker(PROGRAM, { eval: true });
   #inFlight = 0;
+  /** While more than MAX_IN_FLIGHT bytes are unhashed: the one wait every `send` returns, and its resolver. */
+  #waiting: Promise<void> | undefined;
   #drained: (() => void) | undefined;
   #result: ((hex: string) => void) | undefined;
   #failure: Error | undefined;
@@ -88,15 +91,12 @@ class HashWorker {
         return;
       }
       this.#inFlight -= message;
-      if (this.#inFlight <= MAX_IN_FLIGHT / 2) {
-        this.#drained?.();
-        this.#drained = undefined;
-      }
+      if (this.#inFlight <= MAX_IN_FLIGHT / 2) this.#release();
     });
     const fail = (error: Error): void => {
       this.#failure ??= error;
       this.#failed?.(this.#failure);
-      this.#drained?.();
+      this.#release();
     };
     this.#worker.on("error", fail);
     this.#worker.on("exit", (code) => {
@@ -110,11 +110,18 @@ class HashWorker {
     this.#worker.postMessage(chunk);
     this.#inFlight += chunk.byteLength;
     if (this.#inFlight <= MAX_IN_FLIGHT) return undefined;
-    return new Promise<void>((resolve) => {
+    this.#waiting ??= new Promise<void>((resolve) => {
       this.#drained = resolve;
     }).then(() => {
       if (this.#failure !== undefined) throw this.#failure;
     });
+    return this.#waiting;
+  }
+
+  #release(): void {
+    this.#drained?.();
+    this.#drained = undefined;
+    this.#waiting = undefined;
   }
 
   finish(): Promise<string> {

@@ -1,5 +1,5 @@
-import { closeSync, openSync, readSync } from "node:fs";
-import { open, readlink } from "node:fs/promises";
+import { closeSync, openSync, readlinkSync, readSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { assertNever, KilnError } from "../../solver/llb/index.js";
 import { minor, major } from "../snapshotter/copy-tree.js";
@@ -54,13 +54,14 @@ async function* diffBytes(snapshotter: Snapshotter, id: SnapshotId, signal: Abor
       : treeChanges(own, info.parent === null ? null : ownDirectory(await snapshotter.view(info.parent)));
   for (const change of changes) {
     signal?.throwIfAborted();
-    const large = await writeChange(change, links, out);
-    // A large file's header goes out before its body.
-    yield* out.take(large !== undefined);
+    const large = writeChange(change, links, out);
+    // A large file's header goes out before its body. A plain loop: `yield*` over an array
+    // would await even when no block is full, which is most entries.
+    for (const block of out.take(large !== undefined)) yield block;
     if (large !== undefined) yield* largeFileBytes(large, out);
   }
   out.write(endOfArchive());
-  yield* out.take(true);
+  for (const block of out.take(true)) yield block;
 }
 
 function ownDirectory(mount: SnapshotMount): string {
@@ -85,9 +86,9 @@ interface LargeFile {
 
 /**
  * Writes `change`'s header (and a small file's body and padding) into `out`; returns the file
- * whose body is larger than CHUNK, which the caller streams. Async only for a symlink's target.
+ * whose body is larger than CHUNK, which the caller streams. Synchronous, as the walks are.
  */
-async function writeChange(change: Change, links: Map<string, string>, out: TarBlocks): Promise<LargeFile | undefined> {
+function writeChange(change: Change, links: Map<string, string>, out: TarBlocks): LargeFile | undefined {
   switch (change.kind) {
     case "whiteout":
       out.write(encodeTarHeader({ name: whiteoutName(change.rel, false), type: "file", mode: 0, uid: 0, gid: 0, size: 0, mtime: change.mtime }));
@@ -121,7 +122,7 @@ async function writeChange(change: Change, links: Map<string, string>, out: TarB
   }
   let entry: TarEntry;
   if (stats.isDirectory()) entry = { ...base, type: "directory" };
-  else if (stats.isSymbolicLink()) entry = { ...base, type: "symlink", linkname: await readlink(abs) };
+  else if (stats.isSymbolicLink()) entry = { ...base, type: "symlink", linkname: readlinkSync(abs) };
   else if (stats.isCharacterDevice() || stats.isBlockDevice()) {
     entry = { ...base, type: stats.isCharacterDevice() ? "char" : "block", devmajor: major(stats.rdev), devminor: minor(stats.rdev) };
   } else if (stats.isFIFO()) entry = { ...base, type: "fifo" };
