@@ -5,7 +5,7 @@ import { createSourceFile, lowerDockerfile, parseDockerfile, type LoweredBuild, 
 import { createSolver, openCacheStore, openStepHistory, type CacheStore, type ProgressEvent, type ProgressSink, type Solver } from "../solver/index.js";
 import { defaultPlatform, formatPlatform, KilnError, type Digest, type ImageSpec } from "../solver/llb/index.js";
 import { checkEntitlements, createWorker, type Worker } from "../worker/index.js";
-import { collectGarbage } from "./cache/cache-gc.js";
+import { collectGarbage, gcDue } from "./cache/cache-gc.js";
 import { exportBuildCache, inlineCacheHook, openCacheSources, type SolvedBuild } from "./cache/build-cache.js";
 import { withNoCacheFilter } from "./cache/no-cache-filter.js";
 import { BuildLogWriter, newBuildId } from "./build-logs.js";
@@ -29,6 +29,14 @@ export interface EngineOptions {
   readonly root?: string;
   /** `auto` (default: overlay where a probe mount works, else native), `overlay` or `native`. */
   readonly snapshotter?: SnapshotterChoice;
+  /**
+   * Where the default garbage collection runs when a build finds it due (once an hour at most).
+   * Default: in this process, after the build's result is settled, so no build waits for it;
+   * `close()` waits for it. The CLI passes a function instead, which starts `kiln prune --auto`
+   * in a process of its own (as git detaches its `gc --auto`): a command line exits when its
+   * build is done.
+   */
+  readonly detachGc?: (root: string) => void;
 }
 
 /** Which snapshotter the worker uses (`--snapshotter`). */
@@ -88,6 +96,15 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   const solver = createSolver({ cacheStore: cache, stepHistory: openStepHistory(join(root, "explain")) });
   // Builds of this engine in flight: leases are dropped when the last one ends (a daemon lives long).
   let building = 0;
+  // Garbage collections started after builds; close() waits for them.
+  const collecting = new Set<Promise<unknown>>();
+  const collectIfDue = (): void => {
+    if (!gcDue(root)) return;
+    if (options.detachGc !== undefined) return options.detachGc(root);
+    // Best effort: a failed collection leaves the next due one to try again.
+    const run = collectGarbage(root, cache, worker).catch(() => undefined).finally(() => collecting.delete(run));
+    collecting.add(run);
+  };
   return {
     root,
     worker,
@@ -95,20 +112,21 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     build: (buildOptions, signal, id, io) => {
       const handle = startBuild(worker, solver, resolveBuildOptions(buildOptions), signal, new BuildLogWriter(join(root, "logs"), id ?? newBuildId()), io?.stdout ?? process.stdout, cache);
       building += 1;
-      // The default garbage collection (cli/cache/cache-gc.ts) after a successful build; best effort.
-      const result = handle.result
-        .then(async (built) => {
-          await collectGarbage(root, cache, worker).catch(() => undefined);
-          return built;
-        })
-        .finally(() => {
-          building -= 1;
-          if (building === 0) worker.snapshotter.releaseLeases?.();
-        });
+      const result = handle.result.finally(() => {
+        building -= 1;
+        if (building === 0) worker.snapshotter.releaseLeases?.();
+      });
+      // The default garbage collection (cli/cache/cache-gc.ts) follows a successful build.
+      result.then(collectIfDue, () => {});
       return buildHandle(handle.id, result, handle.events);
     },
     lower: (buildOptions, signal) => lowerRequest(worker, resolveBuildOptions(buildOptions), () => {}, signal ?? new AbortController().signal),
-    close: () => worker.close(),
+    close: async () => {
+      await Promise.all(collecting);
+      // Commands other than builds (import, load, rmi) take leases too: no file outlives them.
+      worker.snapshotter.releaseLeases?.();
+      await worker.close();
+    },
   };
 }
 

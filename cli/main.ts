@@ -1,4 +1,7 @@
-import { readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { isKilnError } from "../solver/llb/index.js";
 import type { Engine } from "./api.js";
 import { parseSnapshotter, type EngineOverrides } from "./options/snapshotter.js";
@@ -135,12 +138,39 @@ export async function main(argv: readonly string[]): Promise<number> {
     return await command.run(args, context, async (overrides) => {
       const chosen = overrides?.snapshotter ?? snapshotter;
       const { createEngine } = await import("./api.js");
-      return createEngine({ root, ...(chosen === undefined ? {} : { snapshotter: chosen }) });
+      // A daemon collects in its own process; a command line hands it to one of its own.
+      return createEngine({ root, ...(chosen === undefined ? {} : { snapshotter: chosen }), ...(name === "serve" ? {} : { detachGc: (r: string) => detachGc(r, chosen) }) });
     });
   } catch (error) {
     if (error instanceof UsageError) return usage(error.message);
     process.stderr.write(renderError(error, { debug }));
     return isKilnError(error) && error.code === "KILN_USAGE" ? 2 : 1;
+  }
+}
+
+/**
+ * Starts `kiln --root ROOT prune --auto` as a detached process (as git detaches `gc --auto`): the
+ * build that found the garbage collection due has its result, and its command exits now. The
+ * collection's output goes to ROOT/cache/gc.log. It inherits this process's namespaces, so a
+ * rootless kiln's collection runs in the same user namespace.
+ */
+function detachGc(root: string, snapshotter: string | undefined): void {
+  const kiln = fileURLToPath(new URL("../../bin/kiln", import.meta.url));
+  let log: number | "ignore" = "ignore";
+  try {
+    log = openSync(join(root, "cache", "gc.log"), "w");
+  } catch {
+    // No log then; the collection still runs.
+  }
+  try {
+    const args = [kiln, "--root", root, ...(snapshotter === undefined ? [] : ["--snapshotter", snapshotter]), "prune", "--auto"];
+    const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", log, log] });
+    child.on("error", () => {});
+    child.unref();
+  } catch {
+    // Best effort, as the collection itself: the next build that finds it due starts it again.
+  } finally {
+    if (log !== "ignore") closeSync(log);
   }
 }
 

@@ -1,4 +1,4 @@
-import { statSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import { statfs, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { collectUsage, pruneCache, type CacheStore, type CacheUsage, type PrunePolicy } from "../../solver/index.js";
@@ -139,16 +139,36 @@ export async function defaultGcPolicy(root: string): Promise<GcPolicy> {
   return { keepDurationLocal: 48 * 3600_000, keepStorage: Math.min(5 * GIB, tenPercent), interval: GC_INTERVAL_MS };
 }
 
+/** The stamp whose mtime says when the default garbage collection last ran on a state root. */
+function gcStamp(root: string): string {
+  return join(root, "cache", "gc-stamp");
+}
+
 /**
- * Runs the default garbage collection when the last run on this root is older than its interval
- * (a stamp file's mtime; concurrent kilns may both run it, which is safe). Returns undefined when
- * it was not due.
+ * Whether the default garbage collection is due on `root`: its last run (the stamp's mtime) is
+ * older than the interval. One statx, synchronous: a build that finds GC not due pays nothing
+ * more. A root without a stamp has never been collected because it is new (an empty root has
+ * nothing to collect): its clock starts now, and the first collection comes an interval later.
+ */
+export function gcDue(root: string, now = Date.now()): boolean {
+  const stamp = gcStamp(root);
+  const last = statSync(stamp, { throwIfNoEntry: false })?.mtimeMs;
+  if (last !== undefined) return now - last >= GC_INTERVAL_MS;
+  try {
+    writeFileSync(stamp, "", { flag: "wx" });
+  } catch {
+    // Another kiln wrote it first, or the root is read-only: either way not due here.
+  }
+  return false;
+}
+
+/**
+ * Runs the default garbage collection when it is due (gcDue; concurrent kilns may both run it,
+ * which is safe). Returns undefined when it was not due.
  */
 export async function collectGarbage(root: string, store: CacheStore, worker: GcWorker, now = Date.now()): Promise<PruneReport | undefined> {
-  const stamp = join(root, "cache", "gc-stamp");
-  // Checked first and synchronously (one statx): a build that finds GC not due pays nothing more.
-  const last = statSync(stamp, { throwIfNoEntry: false })?.mtimeMs;
-  if (last !== undefined && now - last < GC_INTERVAL_MS) return undefined;
+  if (!gcDue(root, now)) return undefined;
+  const stamp = gcStamp(root);
   const policy = await defaultGcPolicy(root);
   await writeFile(stamp, "");
   await utimes(stamp, now / 1000, now / 1000);
