@@ -1,7 +1,8 @@
 import { execFile } from "node:child_process";
-import { chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chown, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { accounts, runCommand as run } from "../harness/host-accounts.js";
@@ -107,6 +108,26 @@ describe("rootless kiln", () => {
     // No mount survives the build: the user namespace took them with it.
     const mountinfo = await readFile("/proc/self/mountinfo", "utf8");
     expect(mountinfo).not.toContain(root);
+
+    // When the default garbage collection is due, the build leaves it to a detached process,
+    // which runs in the same user namespace and writes its report as the user.
+    const aged = new Date(Date.now() - 2 * 3600_000);
+    await utimes(join(root, "cache", "gc-stamp"), aged, aged);
+    const again = await kilnAs(user, home, ["--root", root, "build", "--progress", "quiet", context]);
+    expect(again.code, again.stderr).toBe(0);
+    const log = join(root, "cache", "gc.log");
+    const deadline = Date.now() + 60_000;
+    while (!(await readFile(log, "utf8").catch(() => "")).includes("Removed")) {
+      expect(Date.now() < deadline, `no garbage collection report in ${log}`).toBe(true);
+      await sleep(100);
+    }
+    expect((await execFileAsync("stat", ["-c", "%u", log])).stdout.trim()).toBe(String(uid));
+    // It ends on its own (the user is deleted afterwards, which a live process would refuse).
+    while ((await execFileAsync("pgrep", ["-u", String(uid)]).then(() => true, () => false))) {
+      expect(Date.now() < deadline, "the detached garbage collection is still running").toBe(true);
+      await sleep(100);
+    }
+    expect(await readFile("/proc/self/mountinfo", "utf8")).not.toContain(root);
   });
 
   test("a user without a subordinate id range is told exactly which line to add where", async () => {
