@@ -41,7 +41,7 @@ export async function createOverlaySnapshotter(root: string, options: OverlaySna
     seal(id) {
       // On the thread pool: the workdir holds only empty directories, but right after the unmount
       // their removal takes milliseconds here (volatile's incompat/ entry), which a synchronous
-      // call took from every other step of the build.
+      // call would take from every other step of the build (and the commit does not wait for it).
       return rm(store.workDir(id), { recursive: true, force: true });
     },
   });

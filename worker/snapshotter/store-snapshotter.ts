@@ -14,7 +14,7 @@ export interface SnapshotLayout {
   activeMount(id: SnapshotId, parents: readonly SnapshotInfo[]): SnapshotMount;
   /** The read-only view of a committed chain (base first, never empty). */
   viewMount(chain: readonly SnapshotInfo[]): SnapshotMount;
-  /** Drops what only an active snapshot needs (overlay's workdir). */
+  /** Drops what only an active snapshot needs (overlay's workdir); a commit does not wait for it. */
   seal(id: SnapshotId): Promise<void>;
 }
 
@@ -64,8 +64,13 @@ export function createStoreSnapshotter(store: SnapshotStore, layout: SnapshotLay
         ...(options.blob === undefined ? {} : { blob: options.blob }),
         ...(options.chainId === undefined ? {} : { chainId: options.chainId }),
       };
-      // The seal drops only what the active snapshot needed (never content): both at once.
-      await Promise.all([layout.seal(active.id), store.write(committed)]);
+      // The seal drops only what the active snapshot needed (never content), so the commit does
+      // not wait for it: right after an unmount, removing overlay's workdir takes milliseconds
+      // here, which every step of a build paid. A pending removal keeps the process alive until
+      // it is done; one cut short by a crash leaves empty directories in a committed snapshot,
+      // which nothing reads and its removal takes with it.
+      void layout.seal(active.id).catch(() => {});
+      await store.write(committed);
       if (options.chainId !== undefined) await store.recordChain(options.chainId, active.id);
       await store.clearActive(active.id);
       return active.id;
