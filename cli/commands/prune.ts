@@ -17,7 +17,7 @@ take a pull to get back; --all removes those too. With --addr, prunes the daemon
 
 Options:
       --auto                 Run the default garbage collection if it is due (its last run is over an
-                             hour old), as builds do when they finish; with no other option
+                             hour old), as builds start it when they finish; takes no other option
   -a, --all                  Remove base-image records too
       --keep-duration DUR    Keep records used within DUR (e.g. 24h, 7d); remove older ones
       --keep-storage SIZE    Then remove least recently used records until the cache is at most SIZE (e.g. 5GB)
